@@ -1,0 +1,86 @@
+"""The evaluator interface: an architecture in, metrics and a cost out.
+
+Evaluators are picklable values (they are shipped to Ray workers). ``evaluate`` must be
+deterministic given ``(arch, seed)``: every random draw comes from ``seed``, which the
+search loop derives from the run seed and the evaluation's number, so a run gives the
+same results however its evaluations are scheduled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from evonas.spaces import Arch
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of evaluating one architecture.
+
+    Attributes:
+        metrics: Metric name to value (e.g. ``{"val_acc": 91.2, "params_M": 1.5}``).
+        cost: What the evaluation cost, in seconds (simulated for tables, wall time for
+            training); budgets in seconds add these up.
+        failed: True when the evaluation raised, timed out or its worker was lost for good.
+        error: One line saying why it failed.
+        info: Extra JSON-serialisable detail (e.g. training curves).
+    """
+
+    metrics: dict[str, float]
+    cost: float = 0.0
+    failed: bool = False
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def failure(cls, error: str, cost: float = 0.0) -> Evaluation:
+        """A failed evaluation with no metrics."""
+        return cls(metrics={}, cost=cost, failed=True, error=error)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "metrics": {k: _json_float(v) for k, v in self.metrics.items()},
+            "cost": _json_float(self.cost),
+            "failed": self.failed,
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        if self.info:
+            out["info"] = self.info
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evaluation:
+        return cls(
+            metrics={k: _from_json_float(v) for k, v in data["metrics"].items()},
+            cost=_from_json_float(data["cost"]),
+            failed=bool(data["failed"]),
+            error=data.get("error"),
+            info=data.get("info", {}),
+        )
+
+
+def _json_float(v: float) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else repr(v)
+
+
+def _from_json_float(v: float | str) -> float:
+    return float(v)
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Turns an architecture into metrics and a cost.
+
+    Attributes:
+        metric_names: The metrics every successful evaluation reports.
+    """
+
+    metric_names: tuple[str, ...]
+
+    def evaluate(self, arch: Arch, seed: int) -> Evaluation:
+        """Evaluate ``arch``; all randomness derives from ``seed``."""
+        ...

@@ -1,0 +1,38 @@
+"""Executors run evaluations: serially in-process (default) or as Ray tasks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from evonas._registry import Component, Registry
+from evonas.executors._base import Executor, Request
+from evonas.executors._factories import SerialExecutorConfig
+from evonas.executors._serial import EvaluationTimeout, SerialExecutor
+
+if TYPE_CHECKING:
+    from evonas.executors._ray import RayExecutor, RayExecutorConfig
+
+EXECUTORS: Registry[Component] = Registry("executor")
+EXECUTORS.register("serial")(Component("evonas.executors._factories:SerialExecutorConfig", "evonas.executors._factories:build_serial"))
+EXECUTORS.register("ray")(Component("evonas.executors._ray:RayExecutorConfig", "evonas.executors._factories:build_ray"))
+
+
+def __getattr__(name: str) -> object:
+    # Ray is imported only when its executor is asked for.
+    if name in ("RayExecutor", "RayExecutorConfig"):
+        from evonas.executors import _ray
+
+        return getattr(_ray, name)
+    raise AttributeError(name)
+
+
+__all__ = [
+    "EXECUTORS",
+    "EvaluationTimeout",
+    "Executor",
+    "RayExecutor",
+    "RayExecutorConfig",
+    "Request",
+    "SerialExecutor",
+    "SerialExecutorConfig",
+]

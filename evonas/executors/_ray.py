@@ -1,0 +1,540 @@
+"""The Ray executor: evaluations run as Ray tasks, locally or on a cluster.
+
+A local Ray instance is started on loopback by default; given an ``address`` the executor
+connects to an existing cluster instead. Either way the evaluator is put into the object
+store once and every task receives it by reference, at most ``max_in_flight`` tasks are
+handed to Ray at a time (the rest wait, first in first out, in this process), lost
+workers and nodes are retried, and evaluations running past ``timeout_s`` are cancelled.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ipaddress
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# Keep Ray on this machine and quiet: no usage reports, no token auth for a loopback-only
+# instance, and RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 so that Ray keeps "127.0.0.1" as the
+# node address instead of swapping in this host's routable one. Ray reads the last one
+# once, when it is first imported, hence before `import ray`. setdefault: a user's
+# explicit choice wins.
+_RAY_ENV_DEFAULTS = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+}
+for _key, _value in _RAY_ENV_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+
+import ray  # noqa: E402
+import ray.exceptions as rex  # noqa: E402
+
+from evonas.errors import ConfigError  # noqa: E402
+from evonas.evaluation import Evaluation, Evaluator  # noqa: E402
+from evonas.executors._base import Executor, Request  # noqa: E402
+from evonas.spaces import Arch  # noqa: E402
+
+_LOOPBACK_IP = "127.0.0.1"
+
+# Failures of the machinery rather than of the evaluator: re-running can succeed.
+# RaySystemError is not among them: Ray raises it e.g. when the evaluator cannot be
+# unpickled on the worker, which fails again on every retry.
+_SYSTEM_ERRORS: tuple[type[BaseException], ...] = (
+    rex.WorkerCrashedError,
+    rex.NodeDiedError,
+    rex.LocalRayletDiedError,
+    rex.ObjectLostError,  # also OwnerDiedError, ObjectReconstructionFailedError, ...
+    rex.OutOfMemoryError,
+)
+
+# ray.wait is called in slices no longer than this, so time-outs are noticed promptly and
+# a blocked wait() stays interruptible.
+_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class RayExecutorConfig:
+    """Settings of :class:`RayExecutor` (the ``executor`` section of a run config).
+
+    Attributes:
+        address: Address of an existing Ray cluster to connect to (``"auto"``,
+            ``"127.0.0.1:6379"``, ``"ray://host:10001"``); ``None`` starts a local
+            instance bound to 127.0.0.1.
+        num_cpus: CPUs of the local instance (``None``: all of this machine's). Only
+            meaningful without ``address``.
+        cpus_per_eval: CPUs reserved by each evaluation; fractions allowed.
+        gpus_per_eval: GPUs reserved by each evaluation; fractions allowed (0.5 packs two
+            evaluations per GPU). Ray sets ``CUDA_VISIBLE_DEVICES`` for the task, so the
+            evaluator picks its device itself.
+        max_in_flight: Evaluations handed to Ray at once (``None``: as many as the
+            cluster can run, from its CPUs and GPUs at start).
+        max_retries: Re-runs of an evaluation whose worker or node died. Ray retries the
+            task itself up to this many times; if it still reports a system failure the
+            executor resubmits the evaluation, again up to this many times, so one
+            evaluation runs at most ``(max_retries + 1) ** 2`` times.
+        timeout_s: Per-evaluation time limit in seconds from dispatch (``None``: none).
+        catch_errors: Turn exceptions raised by the evaluator into failed evaluations
+            (not retried). When False, :meth:`RayExecutor.wait` re-raises them.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    cpus_per_eval: float = 1.0
+    gpus_per_eval: float = 0.0
+    max_in_flight: int | None = None
+    max_retries: int = 3
+    timeout_s: float | None = None
+    catch_errors: bool = True
+
+    def __post_init__(self) -> None:
+        if self.address is not None:
+            if not isinstance(self.address, str) or not _valid_address(self.address):
+                raise ConfigError(
+                    f"invalid executor address {self.address!r}; expected 'auto', 'host:port' "
+                    "(e.g. '127.0.0.1:6379'), 'ray://host:port', or null for a local instance"
+                )
+            if self.num_cpus is not None:
+                raise ConfigError(
+                    f"num_cpus={self.num_cpus!r} sizes a local Ray instance and cannot be combined "
+                    f"with address={self.address!r}; drop one of them"
+                )
+        _check_int("num_cpus", self.num_cpus, minimum=1, optional=True)
+        _check_resource("cpus_per_eval", self.cpus_per_eval, positive=True)
+        _check_resource("gpus_per_eval", self.gpus_per_eval, positive=False)
+        _check_int("max_in_flight", self.max_in_flight, minimum=1, optional=True)
+        _check_int("max_retries", self.max_retries, minimum=0, optional=False)
+        if self.timeout_s is not None and (
+            isinstance(self.timeout_s, bool)
+            or not isinstance(self.timeout_s, (int, float))
+            or not math.isfinite(self.timeout_s)
+            or self.timeout_s <= 0
+        ):
+            raise ConfigError(
+                f"invalid timeout_s {self.timeout_s!r}; expected a positive number of seconds or null"
+            )
+        if not isinstance(self.catch_errors, bool):
+            raise ConfigError(f"invalid catch_errors {self.catch_errors!r}; expected true or false")
+
+
+def _valid_address(address: str) -> bool:
+    if address == "auto":
+        return True
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+
+
+def _check_int(name: str, value: Any, minimum: int, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        more = " or null" if optional else ""
+        raise ConfigError(f"invalid {name} {value!r}; expected an integer >= {minimum}{more}")
+
+
+def _check_resource(name: str, value: Any, positive: bool) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > 0 if positive else value >= 0)
+        # Ray rejects fractional resource amounts finer than 1e-4.
+        and abs(round(value, 4) - value) < 1e-12
+    )
+    if not ok:
+        bound = "> 0" if positive else ">= 0"
+        raise ConfigError(f"invalid {name} {value!r}; expected a number {bound} with at most 4 decimals")
+
+
+def init_local_ray(num_cpus: int | None = None) -> None:
+    """Start a local Ray instance bound to 127.0.0.1, without dashboard or usage reports.
+
+    Useful to keep one instance alive across several executors (they reuse an
+    initialised Ray and leave it running); shut it down with ``ray.shutdown()``.
+
+    Args:
+        num_cpus: CPUs Ray may schedule on (``None``: all of this machine's).
+
+    Raises:
+        RuntimeError: Ray bound to an address outside 127.0.0.0/8 anyway (it was then
+            shut down again).
+    """
+    _check_int("num_cpus", num_cpus, minimum=1, optional=True)
+    for key, value in _RAY_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    with _keep_loopback():
+        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address=_LOOPBACK_IP)
+    node_ip = ray.util.get_node_ip_address()
+    gcs_host = ray.get_runtime_context().gcs_address.rpartition(":")[0]
+    if not all(_is_loopback(host) for host in (node_ip, gcs_host)):
+        ray.shutdown()
+        raise RuntimeError(
+            f"the local Ray instance bound to {gcs_host!r} instead of loopback; set "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is first imported"
+        )
+
+
+@contextlib.contextmanager
+def _keep_loopback() -> Iterator[None]:
+    """Stop Ray from replacing 127.0.0.1 by a routable address while a local node starts.
+
+    The environment variable set at import covers the usual case; this covers Ray having
+    been imported before evonas. It toggles the constant Ray consults for that decision,
+    and does nothing if a future Ray no longer has it (the check after init still holds).
+    """
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if constants is None or not getattr(constants, "ENABLE_RAY_CLUSTER", False):
+        yield
+        return
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = True
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _evaluate_remote(
+    evaluator: Evaluator, arch: Arch, seed: int, catch_errors: bool, hide_gpus: bool
+) -> Evaluation:
+    """Body of every Ray task: ``evaluator`` arrives resolved from its object reference.
+
+    For tasks with GPUs, Ray sets ``CUDA_VISIBLE_DEVICES`` to the assigned ones. Recent Ray
+    leaves the variable alone for tasks without GPUs (ray-project/ray#54868), so an
+    evaluator choosing its device itself would use GPUs it did not reserve; ``hide_gpus``
+    empties the variable for the evaluation (effective unless CUDA was initialised earlier
+    in this worker process).
+    """
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hide_gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    start = time.perf_counter()
+    try:
+        return evaluator.evaluate(arch, seed)
+    except Exception as exc:
+        if not catch_errors:
+            raise
+        return Evaluation.failure(_one_line(exc), cost=time.perf_counter() - start)
+    finally:
+        if hide_gpus:
+            if saved is None:
+                del os.environ["CUDA_VISIBLE_DEVICES"]
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    name = type(exc).__name__
+    return f"{name}: {lines[0]}" if lines else name
+
+
+@dataclass
+class _Job:
+    """A request and its history: how often it was resubmitted and since when it runs."""
+
+    request: Request
+    resubmits: int = 0
+    first_dispatch: float | None = None
+    dispatched_at: float = 0.0
+
+
+class RayExecutor(Executor):
+    """Run evaluations as Ray tasks on a local instance or an existing cluster.
+
+    Ray is the execution engine throughout: tasks carry their resource needs
+    (``num_cpus``/``num_gpus``), Ray retries tasks whose worker or node died
+    (``max_retries``), and time-outs cancel the task with ``ray.cancel(force=True)``.
+    The executor adds what a search needs on top: a bound on evaluations in flight with
+    a FIFO queue in front of it, per-evaluation time limits, resubmission of evaluations
+    that Ray gave up on, and failed :class:`~evonas.evaluation.Evaluation` s instead of
+    exceptions. Evaluator exceptions are never retried: evaluators are deterministic.
+
+    Only what the executor started is shut down on :meth:`close`: if Ray was already
+    initialised, it is reused and left running.
+
+    Args:
+        address: See :class:`RayExecutorConfig` for this and the other arguments.
+        num_cpus: Size of the local instance.
+        cpus_per_eval: CPUs per evaluation.
+        gpus_per_eval: GPUs per evaluation (fractions allowed).
+        max_in_flight: Bound on evaluations handed to Ray at once.
+        max_retries: Re-runs after worker or node deaths.
+        timeout_s: Per-evaluation time limit in seconds, from dispatch.
+        catch_errors: Evaluator exceptions become failed evaluations.
+
+    Raises:
+        ConfigError: An argument is invalid (the message quotes it).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        cpus_per_eval: float = 1.0,
+        gpus_per_eval: float = 0.0,
+        max_in_flight: int | None = None,
+        max_retries: int = 3,
+        timeout_s: float | None = None,
+        catch_errors: bool = True,
+    ) -> None:
+        self.config = RayExecutorConfig(
+            address=address,
+            num_cpus=num_cpus,
+            cpus_per_eval=cpus_per_eval,
+            gpus_per_eval=gpus_per_eval,
+            max_in_flight=max_in_flight,
+            max_retries=max_retries,
+            timeout_s=timeout_s,
+            catch_errors=catch_errors,
+        )
+        self._started_ray = False
+        self._evaluator: Evaluator | None = None
+        self._evaluator_ref: ray.ObjectRef | None = None
+        self._task: Any = None
+        self._max_in_flight: int | None = None
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._running: dict[ray.ObjectRef, _Job] = {}
+        self._unreturned: list[tuple[Request, Evaluation]] = []
+
+    @classmethod
+    def from_config(cls, config: RayExecutorConfig) -> RayExecutor:
+        """Build an executor from a (YAML-loaded) :class:`RayExecutorConfig`."""
+        return cls(**{name: getattr(config, name) for name in config.__dataclass_fields__})
+
+    @property
+    def capacity(self) -> int:
+        if self._max_in_flight is not None:
+            return self._max_in_flight
+        if self.config.max_in_flight is not None:
+            return self.config.max_in_flight
+        raise RuntimeError("RayExecutor.capacity depends on the cluster's size; call start() first")
+
+    @property
+    def num_pending(self) -> int:
+        return len(self._queue) + len(self._running) + len(self._unreturned)
+
+    def start(self, evaluator: Evaluator) -> None:
+        """Connect to (or start) Ray, check the cluster fits, and put ``evaluator`` once.
+
+        Raises:
+            ConfigError: The cluster cannot run one evaluation (e.g. ``gpus_per_eval > 0``
+                on a cluster without GPUs), instead of tasks waiting forever.
+            RuntimeError: Already started, or Ray is initialised for another cluster.
+        """
+        if self._evaluator is not None:
+            raise RuntimeError("RayExecutor.start called twice; close() it first")
+        self._connect()
+        try:
+            self._max_in_flight = self._slots()
+            self._evaluator_ref = ray.put(evaluator)
+        except BaseException:
+            self._disconnect()
+            raise
+        self._evaluator = evaluator
+        self._task = ray.remote(_evaluate_remote).options(
+            num_cpus=self.config.cpus_per_eval,
+            num_gpus=self.config.gpus_per_eval,
+            max_retries=self.config.max_retries,
+            retry_exceptions=False,
+        )
+
+    def submit(self, request: Request) -> None:
+        if self._evaluator is None:
+            raise RuntimeError("RayExecutor.submit called before start()")
+        self._queue.append(_Job(request))
+        self._dispatch()
+
+    def wait(self) -> list[tuple[Request, Evaluation]]:
+        """Block until at least one request is done; return every one that is.
+
+        Raises:
+            Exception: The evaluator's exception, when ``catch_errors`` is False.
+        """
+        results, self._unreturned = self._unreturned, []
+        self._dispatch()
+        while not results and self._running:
+            refs = list(self._running)
+            ready, _ = ray.wait(refs, num_returns=1, timeout=self._poll_timeout())
+            if ready:
+                # Collect everything else that finished meanwhile without blocking.
+                others = [r for r in refs if r != ready[0]]
+                more, _ = ray.wait(others, num_returns=len(others), timeout=0) if others else ([], [])
+                try:
+                    for ref in ready + more:
+                        job = self._running.pop(ref)
+                        outcome = self._collect(ref, job)
+                        if outcome is not None:
+                            results.append((job.request, outcome))
+                except BaseException:
+                    # An evaluator exception propagates (catch_errors=False); what was
+                    # already collected comes with the next wait().
+                    self._unreturned = results
+                    raise
+            results.extend(self._expire())
+            self._dispatch()
+        return results
+
+    def close(self) -> None:
+        """Cancel evaluations in flight, drop queued ones, and shut Ray down if started here."""
+        for ref in self._running:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 -- the task may be gone already; nothing to cancel
+                continue
+        self._running.clear()
+        self._queue.clear()
+        self._unreturned.clear()
+        self._evaluator = None
+        self._evaluator_ref = None
+        self._task = None
+        self._max_in_flight = None
+        self._disconnect()
+
+    # -- Ray session -------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        address = self.config.address
+        if ray.is_initialized():
+            self._check_same_cluster(address)
+            return
+        if address is None:
+            init_local_ray(self.config.num_cpus)
+        else:
+            ray.init(address=address)
+        self._started_ray = True
+
+    def _check_same_cluster(self, address: str | None) -> None:
+        if address is None or address == "auto" or address.startswith("ray://"):
+            return
+        current = ray.get_runtime_context().gcs_address
+        wanted = address.replace("localhost:", f"{_LOOPBACK_IP}:")
+        if current and current.replace("localhost:", f"{_LOOPBACK_IP}:") != wanted:
+            raise RuntimeError(
+                f"Ray is already connected to {current!r}, not to address={address!r}; "
+                "call ray.shutdown() first or drop the address"
+            )
+
+    def _disconnect(self) -> None:
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+    def _slots(self) -> int:
+        """Evaluations the cluster can run at once; raises when it cannot run even one."""
+        cpus, gpus = self.config.cpus_per_eval, self.config.gpus_per_eval
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        total_gpus = sum(r.get("GPU", 0.0) for r in nodes)
+        if gpus > 0 and total_gpus == 0:
+            raise ConfigError(
+                f"gpus_per_eval={gpus!r} but the Ray cluster has no GPUs; "
+                "set gpus_per_eval to 0 or connect to a cluster with GPUs"
+            )
+        slots = 0
+        for res in nodes:
+            # The epsilon keeps e.g. 0.3 / 0.1 from flooring to 2.
+            fit = math.floor(res.get("CPU", 0.0) / cpus + 1e-9)
+            if gpus > 0:
+                fit = min(fit, math.floor(res.get("GPU", 0.0) / gpus + 1e-9))
+            slots += fit
+        if slots == 0:
+            largest = max(nodes, key=lambda r: r.get("CPU", 0.0), default={})
+            raise ConfigError(
+                f"no node of the Ray cluster can run an evaluation with cpus_per_eval={cpus!r} and "
+                f"gpus_per_eval={gpus!r} (largest node: CPU={largest.get('CPU', 0.0)}, "
+                f"GPU={largest.get('GPU', 0.0)}); lower them or add nodes"
+            )
+        return self.config.max_in_flight if self.config.max_in_flight is not None else slots
+
+    # -- Scheduling ---------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if not self._queue:
+            return
+        assert self._max_in_flight is not None
+        while self._queue and len(self._running) < self._max_in_flight:
+            job = self._queue.popleft()
+            now = time.monotonic()
+            job.dispatched_at = now
+            if job.first_dispatch is None:
+                job.first_dispatch = now
+            ref = self._task.remote(
+                self._evaluator_ref,
+                job.request.arch,
+                job.request.seed,
+                self.config.catch_errors,
+                self.config.gpus_per_eval == 0,
+            )
+            self._running[ref] = job
+
+    def _poll_timeout(self) -> float:
+        if self.config.timeout_s is None:
+            return _POLL_S
+        first_deadline = min(job.dispatched_at for job in self._running.values()) + self.config.timeout_s
+        return max(0.0, min(_POLL_S, first_deadline - time.monotonic()))
+
+    def _collect(self, ref: ray.ObjectRef, job: _Job) -> Evaluation | None:
+        """The outcome of a finished task, or None when it was resubmitted."""
+        try:
+            return ray.get(ref)
+        except rex.RayTaskError as exc:
+            cause = exc.cause
+            if isinstance(cause, _SYSTEM_ERRORS):
+                return self._retry(job, cause)
+            if not self.config.catch_errors:
+                raise
+            # The evaluator's own exceptions are caught inside the task; what arrives here
+            # escaped it (e.g. the evaluator could not be unpickled on the worker).
+            reason = _one_line(cause if cause is not None else exc)
+            return Evaluation.failure(reason, cost=self._elapsed(job))
+        except _SYSTEM_ERRORS as exc:
+            return self._retry(job, exc)
+        except rex.RayError as exc:
+            # Not retriable: e.g. a runtime environment that cannot be set up.
+            return Evaluation.failure(_one_line(exc), cost=self._elapsed(job))
+
+    def _retry(self, job: _Job, exc: BaseException) -> Evaluation | None:
+        if job.resubmits >= self.config.max_retries:
+            return Evaluation.failure(
+                f"worker lost after {job.resubmits + 1} submission(s): {_one_line(exc)}",
+                cost=self._elapsed(job),
+            )
+        if isinstance(exc, rex.ObjectLostError):
+            # The lost object may be the evaluator itself; a fresh copy makes a retry useful.
+            self._evaluator_ref = ray.put(self._evaluator)
+        job.resubmits += 1
+        # Ahead of newer requests: it was submitted before them.
+        self._queue.appendleft(job)
+        return None
+
+    def _expire(self) -> list[tuple[Request, Evaluation]]:
+        if self.config.timeout_s is None:
+            return []
+        now = time.monotonic()
+        limit = self.config.timeout_s
+        expired = [ref for ref, job in self._running.items() if now - job.dispatched_at >= limit]
+        out = []
+        for ref in expired:
+            job = self._running.pop(ref)
+            # force: a plain cancel only interrupts Python code, not e.g. a long torch op.
+            ray.cancel(ref, force=True)
+            failure = Evaluation.failure(f"timed out after {limit} s", cost=self._elapsed(job))
+            out.append((job.request, failure))
+        return out
+
+    @staticmethod
+    def _elapsed(job: _Job) -> float:
+        assert job.first_dispatch is not None
+        return time.monotonic() - job.first_dispatch

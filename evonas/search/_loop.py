@@ -1,0 +1,484 @@
+"""The search loop: ask a strategy, run the evaluations a fitness needs, tell the strategy.
+
+The loop is the only place that knows about budgets, caching, the run log and
+checkpoints. Strategies see fitness values; executors see evaluation requests.
+
+Reproducibility: every evaluation gets a seed derived from the run seed and its number;
+the strategy draws from its own generator. With the serial executor a run is therefore
+a pure function of its config and seed. Asynchronous strategies tell results in the
+order evaluations finish, which the log records; synchronous (generational) strategies
+are told a generation's results in the order they were asked, so their runs give the same
+results on any executor.
+
+Resume: the state is checkpointed every few candidates; on resume the loop restores the
+latest checkpoint and replays the log records written after it, in their order, instead
+of running those evaluations again. The strategy therefore sees exactly the sequence of
+results it saw before the interruption, and with the serial executor a resumed run ends
+with exactly the history of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evonas.errors import ConfigError, RunDirError
+from evonas.evaluation import Evaluation, Evaluator
+from evonas.executors._base import Executor, Request
+from evonas.fitness import Fitness, Score
+from evonas.runs import RunDir
+from evonas.spaces import Arch, SearchSpace
+from evonas.strategies import Strategy
+
+
+def evaluation_seed(run_seed: int, eval_id: int) -> int:
+    """The seed of evaluation ``eval_id`` of a run (independent of scheduling)."""
+    return int(np.random.SeedSequence([run_seed, eval_id]).generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When a search stops asking for new candidates.
+
+    Attributes:
+        evaluations: Evaluations (table queries or trainings) allowed, counting every
+            evaluation a fitness triggers (e.g. neighbours); ``None`` for no limit.
+        seconds: Summed evaluation cost allowed (simulated seconds for tables, wall
+            seconds for training); ``None`` for no limit.
+
+    The budget is checked before each new candidate, so the last candidate may overshoot
+    it (as in NAS-Bench-201's reference implementation, which keeps the last query).
+    """
+
+    evaluations: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.evaluations is None and self.seconds is None:
+            raise ConfigError("budget needs 'evaluations' or 'seconds' (or both); got neither")
+        if self.evaluations is not None and self.evaluations < 1:
+            raise ConfigError(f"budget.evaluations must be >= 1; got {self.evaluations}")
+        if self.seconds is not None and not self.seconds > 0:
+            raise ConfigError(f"budget.seconds must be > 0; got {self.seconds}")
+
+
+@dataclass
+class CandidateRecord:
+    """A scored candidate, in the order the strategy was told."""
+
+    cand_id: int
+    arch: Arch
+    values: tuple[float, ...] | None
+    metrics: dict[str, float]
+    failed: bool
+    num_evaluations: int
+    used_evaluations: int
+    used_seconds: float
+
+
+@dataclass
+class _Pending:
+    arch: Arch
+    plan: list[Arch]
+    results: dict[Arch, Evaluation] = field(default_factory=dict)
+    new_evaluations: int = 0
+
+
+@dataclass
+class SearchState:
+    """Everything needed to continue a search (pickled into checkpoints)."""
+
+    strategy: Strategy
+    next_eval_id: int = 0
+    next_cand_id: int = 0
+    submitted: int = 0
+    used_evaluations: int = 0
+    used_seconds: float = 0.0
+    log_position: int = 0  # evaluation records consumed, in log order
+    cache: dict[Arch, Evaluation] = field(default_factory=dict)
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    subscribers: dict[int, list[int]] = field(default_factory=dict)  # eval_id -> cand_ids
+    inflight_by_arch: dict[Arch, int] = field(default_factory=dict)  # cached fitness only
+    outstanding: dict[int, Request] = field(default_factory=dict)
+    ready: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)  # synchronous strategies: done, not yet told
+    scores: dict[int, tuple[Arch, Score]] = field(default_factory=dict)
+    history: list[CandidateRecord] = field(default_factory=list)
+    idle_candidates: int = 0
+    stop_reason: str | None = None
+
+
+class _ReplayExecutor(Executor):
+    """Serves logged evaluation results in log order, forwards everything else."""
+
+    def __init__(self, inner: Executor, records: list[dict[str, Any]]) -> None:
+        self.inner = inner
+        self._queue = collections.deque(records)
+        self._logged = {r["eval_id"]: r for r in records}
+        self._held: dict[int, Request] = {}
+
+    @property
+    def capacity(self) -> int:
+        return self.inner.capacity
+
+    def start(self, evaluator: Evaluator) -> None:
+        self.inner.start(evaluator)
+
+    def submit(self, request: Request) -> None:
+        rec = self._logged.pop(request.eval_id, None)
+        if rec is None:
+            self.inner.submit(request)
+            return
+        if tuple(rec["arch"]) != request.arch or rec["seed"] != request.seed:
+            raise RunDirError(
+                f"the run log does not match this run: evaluation {request.eval_id} was of {tuple(rec['arch'])}, "
+                f"the resumed run asks for {request.arch}; was the config or the code changed?"
+            )
+        self._held[request.eval_id] = request
+
+    @property
+    def num_pending(self) -> int:
+        return len(self._held) + self.inner.num_pending
+
+    def wait(self) -> list[tuple[Request, Evaluation]]:
+        if self._queue:
+            rec = self._queue[0]
+            request = self._held.pop(rec["eval_id"], None)
+            if request is None:
+                raise RunDirError(
+                    f"the run log does not match this run: evaluation {rec['eval_id']} is logged but the resumed "
+                    "run never asked for it; was the config or the code changed?"
+                )
+            self._queue.popleft()
+            return [(request, Evaluation.from_json(rec["evaluation"]))]
+        return self.inner.wait()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Search:
+    """One search run.
+
+    Args:
+        space: The search space.
+        strategy: A fresh strategy (ignored when resuming from a checkpoint).
+        fitness: Turns evaluations into scores.
+        evaluator: Evaluates architectures (run by ``executor``).
+        executor: Runs evaluations.
+        budget: When to stop asking.
+        seed: The run seed (evaluation seeds derive from it).
+        run: Run directory for the log and checkpoints (``None``: in memory only).
+        checkpoint_every: Candidates between checkpoints.
+        progress: Show a tqdm progress bar.
+        stall_limit: Stop after this many consecutive candidates that needed no new
+            evaluation (everything they needed was cached), which happens only when a
+            strategy keeps revisiting the same region of a small space.
+        on_candidate: Called with every new :class:`CandidateRecord`.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        strategy: Strategy,
+        fitness: Fitness,
+        evaluator: Evaluator,
+        executor: Executor,
+        budget: Budget,
+        seed: int,
+        run: RunDir | None = None,
+        checkpoint_every: int = 20,
+        progress: bool = False,
+        stall_limit: int = 10_000,
+        on_candidate: Callable[[CandidateRecord], None] | None = None,
+    ) -> None:
+        self.space = space
+        self.fitness = fitness
+        self.evaluator = evaluator
+        self.executor: Executor = executor
+        self.budget = budget
+        self.seed = seed
+        self.run = run
+        self.checkpoint_every = max(1, checkpoint_every)
+        self.progress = progress
+        self.stall_limit = stall_limit
+        self.on_candidate = on_candidate
+        self.state = SearchState(strategy=strategy)
+        self._logged_evals: set[int] = set()
+        self._logged_cands: set[int] = set()
+        self._since_checkpoint = 0
+        self._bar: Any = None
+        self.stop_reason: str | None = None
+
+    # ----------------------------------------------------------------------------- resume
+    def _prepare_resume(self) -> None:
+        assert self.run is not None
+        records = self.run.read_log(repair=True)
+        evals = [r for r in records if r.get("type") == "eval"]
+        self._logged_evals = {r["eval_id"] for r in evals}
+        self._logged_cands = {r["cand_id"] for r in records if r.get("type") == "candidate"}
+        checkpoint = self.run.load_checkpoint()
+        if checkpoint is not None:
+            if not isinstance(checkpoint, SearchState) or checkpoint.log_position > len(evals):
+                raise RunDirError(f"checkpoint in {str(self.run.path)!r} does not match its log; delete it to resume from the log")
+            self.state = checkpoint
+        to_replay = evals[self.state.log_position :]
+        if to_replay:
+            self.executor = _ReplayExecutor(self.executor, to_replay)
+
+    # ------------------------------------------------------------------------------- run
+    def run_search(self, resume: bool = False) -> list[CandidateRecord]:
+        """Run (or continue) the search until the budget is spent; return the history."""
+        if resume:
+            if self.run is None:
+                raise RunDirError("cannot resume a search without a run directory")
+            self._prepare_resume()
+        st = self.state
+        self._open_bar()
+        self.executor.start(self.evaluator)
+        try:
+            for eid in sorted(st.outstanding):
+                self.executor.submit(st.outstanding[eid])
+            self._fill()
+            while st.pending or st.held:
+                if not st.pending:  # synchronous: generation complete
+                    self._tell_held()
+                    self._fill()
+                    continue
+                done = self.executor.wait()
+                if not done:
+                    raise RuntimeError("executor returned nothing while evaluations were pending")
+                for request, evaluation in done:
+                    self._on_evaluation(request, evaluation)
+                self._process_ready()
+                self._maybe_checkpoint()
+                self._fill()
+            # "budget" is not stored in the state: a resumed run may be given a larger one.
+            self.stop_reason = st.stop_reason or "budget"
+            self._checkpoint()
+        finally:
+            self.executor.close()
+            if self._bar is not None:
+                self._bar.close()
+        return st.history
+
+    # --------------------------------------------------------------------------- asking
+    def _budget_left(self) -> bool:
+        st, b = self.state, self.budget
+        if b.evaluations is not None and st.submitted >= b.evaluations:
+            return False
+        if b.seconds is not None and st.used_seconds >= b.seconds:
+            return False
+        return True
+
+    def _fill(self) -> None:
+        st = self.state
+        strategy = st.strategy
+        while st.stop_reason is None:
+            if not self._budget_left():
+                break
+            if not strategy.synchronous and len(st.pending) >= self.executor.capacity:
+                break
+            arch = strategy.ask()
+            if arch is None:
+                if not st.pending and not st.held and not st.ready:
+                    st.stop_reason = "strategy has nothing to propose"
+                break
+            arch = self.space.validate(arch)
+            cand_id = st.next_cand_id
+            st.next_cand_id += 1
+            pend = _Pending(arch=arch, plan=self.fitness.plan(arch))
+            st.pending[cand_id] = pend
+            for a in dict.fromkeys(pend.plan):  # a plan may name an arch twice
+                if self.fitness.cache and a in st.cache:
+                    pend.results[a] = st.cache[a]
+                elif self.fitness.cache and a in st.inflight_by_arch:
+                    st.subscribers[st.inflight_by_arch[a]].append(cand_id)
+                else:
+                    self._submit(a, cand_id)
+                    pend.new_evaluations += 1
+            if len(pend.results) == len(set(pend.plan)):
+                st.ready.append(cand_id)
+            if pend.new_evaluations == 0:
+                st.idle_candidates += 1
+                if st.idle_candidates >= self.stall_limit:
+                    st.stop_reason = f"stalled: {self.stall_limit} candidates in a row needed no new evaluation"
+            else:
+                st.idle_candidates = 0
+            if st.ready:
+                self._process_ready()
+
+    def _submit(self, arch: Arch, cand_id: int) -> None:
+        st = self.state
+        eval_id = st.next_eval_id
+        st.next_eval_id += 1
+        st.submitted += 1
+        request = Request(eval_id=eval_id, arch=arch, seed=evaluation_seed(self.seed, eval_id))
+        st.outstanding[eval_id] = request
+        st.subscribers[eval_id] = [cand_id]
+        if self.fitness.cache:
+            st.inflight_by_arch[arch] = eval_id
+        self.executor.submit(request)
+
+    # ------------------------------------------------------------------------- results
+    def _on_evaluation(self, request: Request, evaluation: Evaluation) -> None:
+        st = self.state
+        if request.eval_id not in st.outstanding:
+            raise RuntimeError(f"executor returned evaluation {request.eval_id}, which is not outstanding")
+        del st.outstanding[request.eval_id]
+        st.log_position += 1
+        st.used_evaluations += 1
+        st.used_seconds += float(evaluation.cost)
+        if self.run is not None and request.eval_id not in self._logged_evals:
+            self.run.append(
+                {
+                    "type": "eval",
+                    "eval_id": request.eval_id,
+                    "arch": list(request.arch),
+                    "arch_str": self.space.format(request.arch),
+                    "seed": request.seed,
+                    "evaluation": evaluation.to_json(),
+                    "time": time.time(),
+                }
+            )
+            self._logged_evals.add(request.eval_id)
+        if self.fitness.cache:
+            st.inflight_by_arch.pop(request.arch, None)
+            if not evaluation.failed:
+                st.cache[request.arch] = evaluation
+        for cand_id in st.subscribers.pop(request.eval_id):
+            pend = st.pending[cand_id]
+            pend.results[request.arch] = evaluation
+            if len(pend.results) == len(set(pend.plan)):
+                st.ready.append(cand_id)
+        self._update_bar()
+
+    def _process_ready(self) -> None:
+        st = self.state
+        for cand_id in sorted(st.ready):
+            pend = st.pending.pop(cand_id)
+            score = self.fitness.combine(pend.arch, pend.results)
+            if st.strategy.synchronous:
+                st.scores[cand_id] = (pend.arch, score)
+                st.held.append(cand_id)
+            else:
+                self._tell(cand_id, pend.arch, score)
+        st.ready.clear()
+
+    def _tell_held(self) -> None:
+        st = self.state
+        for cand_id in sorted(st.held):
+            arch, score = st.scores.pop(cand_id)
+            self._tell(cand_id, arch, score)
+        st.held.clear()
+
+    def _tell(self, cand_id: int, arch: Arch, score: Score) -> None:
+        st = self.state
+        st.strategy.tell(arch, None if score.failed else score.values)
+        record = CandidateRecord(
+            cand_id=cand_id,
+            arch=arch,
+            values=score.values,
+            metrics=dict(score.metrics),
+            failed=score.failed,
+            num_evaluations=score.num_evaluations,
+            used_evaluations=st.used_evaluations,
+            used_seconds=st.used_seconds,
+        )
+        st.history.append(record)
+        self._since_checkpoint += 1
+        if self.run is not None and cand_id not in self._logged_cands:
+            self.run.append(candidate_to_json(record, self.space))
+            self._logged_cands.add(cand_id)
+        if self.on_candidate is not None:
+            self.on_candidate(record)
+        self._update_bar()
+
+    # ------------------------------------------------------------------------ checkpoints
+    def _maybe_checkpoint(self) -> None:
+        if self._since_checkpoint >= self.checkpoint_every:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        self._since_checkpoint = 0
+        if self.run is None:
+            return
+        self.run.save_checkpoint(self.state)
+
+    # ---------------------------------------------------------------------------- progress
+    def _open_bar(self) -> None:
+        if not self.progress:
+            return
+        from tqdm.auto import tqdm
+
+        if self.budget.evaluations is not None:
+            self._bar = tqdm(total=self.budget.evaluations, unit="eval", desc="search", dynamic_ncols=True)
+        else:
+            self._bar = tqdm(total=float(self.budget.seconds or 0), unit="s", desc="search (cost)", dynamic_ncols=True)
+
+    def _update_bar(self) -> None:
+        if self._bar is None:
+            return
+        st = self.state
+        n = st.used_evaluations if self.budget.evaluations is not None else round(st.used_seconds, 1)
+        self._bar.n = min(n, self._bar.total)
+        best = best_candidate(st.history)
+        if best is not None and best.values is not None:
+            self._bar.set_postfix(best=f"{best.values[0]:.4g}", cands=len(st.history), refresh=False)
+        self._bar.refresh()
+
+
+def candidate_to_json(record: CandidateRecord, space: SearchSpace) -> dict[str, Any]:
+    return {
+        "type": "candidate",
+        "cand_id": record.cand_id,
+        "arch": list(record.arch),
+        "arch_str": space.format(record.arch),
+        "values": None if record.values is None else [_finite(v) for v in record.values],
+        "metrics": {k: _finite(v) for k, v in record.metrics.items()},
+        "failed": record.failed,
+        "num_evaluations": record.num_evaluations,
+        "used_evaluations": record.used_evaluations,
+        "used_seconds": record.used_seconds,
+    }
+
+
+def _finite(v: float) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else repr(v)
+
+
+def best_candidate(history: list[CandidateRecord]) -> CandidateRecord | None:
+    """The candidate with the highest first objective (the earliest among equals)."""
+    best = None
+    for rec in history:
+        if rec.values is None:
+            continue
+        if best is None or rec.values[0] > best.values[0]:  # type: ignore[index]
+            best = rec
+    return best
+
+
+def pareto_front(history: list[CandidateRecord]) -> list[CandidateRecord]:
+    """Candidates not dominated by any other (all objectives maximised); repeats of an arch dropped."""
+    scored = [r for r in history if r.values is not None]
+    front: list[CandidateRecord] = []
+    seen: set[Arch] = set()
+    for r in scored:
+        v = np.asarray(r.values)
+        dominated = any(
+            np.all(np.asarray(o.values) >= v) and np.any(np.asarray(o.values) > v) for o in scored
+        )
+        if not dominated and r.arch not in seen:
+            front.append(r)
+            seen.add(r.arch)
+    return front
+
+
+__all__ = ["Budget", "CandidateRecord", "Search", "SearchState", "best_candidate", "evaluation_seed", "pareto_front"]

@@ -1,0 +1,65 @@
+"""The ask/tell strategy interface.
+
+A strategy proposes architectures (``ask``) and learns their fitness (``tell``). It never
+evaluates anything and never imports Ray: the search loop and an executor do that. Fitness
+values are tuples to be *maximised* (the loop flips the sign of objectives to minimise);
+a failed evaluation is told as ``None``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from evonas.errors import ConfigError
+from evonas.spaces import Arch, SearchSpace
+
+Fitness = tuple[float, ...]
+
+
+class Strategy(abc.ABC):
+    """Base class of search strategies.
+
+    Args:
+        space: The search space.
+        num_objectives: Length of the fitness tuples that :meth:`tell` receives.
+        rng: The only source of randomness of the strategy.
+        config: The strategy's hyper-parameters (its ``Config`` dataclass).
+
+    Attributes:
+        synchronous: True when the strategy works in generations: the loop then tells the
+            results of a generation in the order the candidates were asked, so a run's
+            results do not depend on the order in which evaluations finish.
+        max_objectives: How many objectives the strategy can handle.
+    """
+
+    Config: ClassVar[type]
+    synchronous: ClassVar[bool] = False
+    max_objectives: ClassVar[int] = 1
+
+    def __init__(self, space: SearchSpace, num_objectives: int, rng: np.random.Generator, config: Any = None) -> None:
+        if not 1 <= num_objectives <= self.max_objectives:
+            raise ConfigError(
+                f"strategy {type(self).__name__} handles at most {self.max_objectives} objective(s); "
+                f"got {num_objectives}"
+            )
+        self.space = space
+        self.num_objectives = num_objectives
+        self.rng = rng
+        self.config = config if config is not None else self.Config()
+
+    @abc.abstractmethod
+    def ask(self) -> Arch | None:
+        """The next architecture to evaluate, or ``None`` to wait for outstanding tells."""
+
+    @abc.abstractmethod
+    def tell(self, arch: Arch, fitness: Fitness | None) -> None:
+        """Report the fitness of an architecture returned by :meth:`ask` (``None``: failed)."""
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """A strategy without hyper-parameters."""

@@ -1,0 +1,56 @@
+"""Choosing the torch device a training run uses."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from evonas.errors import ConfigError
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def check_device_spec(spec: str) -> str:
+    """Check the syntax of a device string (not whether the device exists).
+
+    Raises:
+        ConfigError: ``spec`` is not one of ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+    """
+    if not isinstance(spec, str) or _DEVICE.match(spec) is None:
+        raise ConfigError(f"invalid device {spec!r}; valid devices: {', '.join(DEVICE_CHOICES)}")
+    return spec
+
+
+def select_device(spec: str = "auto") -> torch.device:
+    """The device named by ``spec``.
+
+    Args:
+        spec: ``"auto"`` (the current CUDA device when CUDA is available, else the CPU),
+            ``"cpu"``, ``"cuda"`` (the current CUDA device; under Ray, the GPU assigned to
+            the worker) or ``"cuda:N"``.
+
+    Raises:
+        ConfigError: Bad syntax, or CUDA asked for but not available, or no GPU ``N``.
+    """
+    check_device_spec(spec)
+    if spec == "cpu":
+        return torch.device("cpu")
+    available = torch.cuda.is_available()
+    if spec == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if available else torch.device("cpu")
+    if not available:
+        raise ConfigError(
+            f"device {spec!r} requested but CUDA is not available (torch {torch.__version__}); "
+            "use device 'cpu' or 'auto'"
+        )
+    if spec == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    index = int(spec.split(":")[1])
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(
+            f"device {spec!r} requested but only {count} CUDA device(s) are visible: cuda:0..cuda:{count - 1}"
+        )
+    return torch.device("cuda", index)

@@ -1,0 +1,444 @@
+"""Neural predictors: the BANANAS-style MLP ensemble, a GNN regressor and the GAE estimator.
+
+torch and PyTorch Geometric are imported when a model is fitted or used, so importing
+:mod:`predictors` stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evonas.spaces import Arch, SearchSpace
+from predictors._base import ArchPredictor, check_choice, check_float, check_int, check_seed, check_space
+from predictors._features import FeatureMixin
+from predictors._zc_scorer import ZeroCostScorer
+
+_CONVS = ("gin", "gcn")
+
+
+class _TorchTrainingParams:
+    """Validation of the hyper-parameters every neural predictor has."""
+
+    epochs: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    val_fraction: float
+    patience: int
+    random_state: int
+
+    def _check_training_params(self) -> None:
+        check_int(self, "epochs", self.epochs, 1)
+        check_float(self, "lr", self.lr, 0.0, low_open=True)
+        check_float(self, "weight_decay", self.weight_decay, 0.0)
+        check_int(self, "batch_size", self.batch_size, 1)
+        check_float(self, "val_fraction", self.val_fraction, 0.0, 0.5)
+        check_int(self, "patience", self.patience, 1)
+        check_seed(self, self.random_state)
+
+
+def _graphs(archs: Sequence[Arch], space: SearchSpace) -> list:
+    """Undirected PyG graphs of ``archs`` (messages flow both ways along the DAG's edges)."""
+    from torch_geometric.transforms import ToUndirected
+
+    from predictors._encodings import to_pyg
+
+    undirected = ToUndirected()
+    return [undirected(g) for g in to_pyg(archs, space)]
+
+
+def _collate(graphs: list, positions: Any):  # type: ignore[no-untyped-def]
+    from torch_geometric.data import Batch
+
+    return Batch.from_data_list([graphs[int(i)] for i in positions])
+
+
+class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
+    """An ensemble of MLPs on a vector encoding; mean and spread of their predictions.
+
+    With the path encoding this is the neural predictor of BANANAS (White et al.,
+    "BANANAS: Bayesian Optimization with Neural Architectures for Neural Architecture
+    Search", AAAI 2021): independently initialised networks whose disagreement is the
+    uncertainty. Each network is trained with MSE on standardised targets and early
+    stopping on a held-out slice of the architectures.
+
+    Args:
+        encoding: Registered encoding (``path``, ``adjacency_one_hot``, ``one_hot``).
+        n_models: Networks in the ensemble.
+        hidden: Width of the hidden layers.
+        layers: Number of hidden layers.
+        dropout: Dropout after every hidden layer.
+        epochs: Most training epochs.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        batch_size: Architectures per step.
+        val_fraction: Share of the labelled architectures held out for early stopping
+            (0: none; also none below 5 architectures).
+        patience: Epochs without held-out improvement before stopping.
+        haap: Add HAAP's homogeneous representations to the training rows (needs
+            ``adjacency_one_hot``).
+        haap_samples: Extra representations per architecture (``None``: all).
+        zero_cost: Zero-cost proxies appended as features.
+        scorer: Computes the zero-cost features (``None``: default scorer).
+        random_state: Seed of initialisation, batch order and the held-out split.
+        space: Search space of the architectures.
+    """
+
+    has_uncertainty = True
+
+    def __init__(
+        self,
+        encoding: str = "path",
+        n_models: int = 5,
+        hidden: int = 64,
+        layers: int = 3,
+        dropout: float = 0.0,
+        epochs: int = 200,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        patience: int = 30,
+        haap: bool = False,
+        haap_samples: int | None = None,
+        zero_cost: Sequence[str] = (),
+        scorer: ZeroCostScorer | None = None,
+        random_state: int = 0,
+        space: str = "nb201",
+    ) -> None:
+        self.encoding = encoding
+        self.n_models = n_models
+        self.hidden = hidden
+        self.layers = layers
+        self.dropout = dropout
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.haap = haap
+        self.haap_samples = haap_samples
+        self.zero_cost = zero_cost
+        self.scorer = scorer
+        self.random_state = random_state
+        self.space = space
+
+    def _check_params(self) -> None:
+        self._check_training_params()
+        check_int(self, "n_models", self.n_models, 1)
+        check_int(self, "hidden", self.hidden, 1)
+        check_int(self, "layers", self.layers, 0)
+        check_float(self, "dropout", self.dropout, 0.0, 0.95)
+        self._check_feature_params()
+
+    def fit(self, archs: Sequence[Any], y: Any) -> MLPEnsemblePredictor:
+        """Train the ensemble on labelled architectures and return ``self``."""
+        import torch
+
+        from predictors._nets import MLPRegressorNet
+        from predictors._training import holdout_split, seeded_torch, train_early_stopping
+
+        self._check_params()
+        archs, y = self._validate_fit(archs, y)
+        space = check_space(self.space)
+        ys = self._set_target_scale(y)
+        rng = np.random.default_rng(self.random_state)
+        train_pos, val_pos = holdout_split(len(archs), self.val_fraction, rng)
+        x_np, y_np = self._fit_rows([archs[i] for i in train_pos], ys[train_pos], space, rng)
+        x_train = torch.as_tensor(x_np, dtype=torch.float32)
+        y_train = torch.as_tensor(y_np, dtype=torch.float32)
+        val_loss = None
+        if len(val_pos):
+            x_val = torch.as_tensor(self._rows([archs[i] for i in val_pos], space), dtype=torch.float32)
+            y_val = torch.as_tensor(ys[val_pos], dtype=torch.float32)
+        seeds = rng.integers(0, 2**31 - 1, size=self.n_models)
+        self.models_ = []
+        for seed in seeds:
+            with seeded_torch(int(seed)) as gen:
+                net = MLPRegressorNet(x_train.shape[1], self.hidden, self.layers, self.dropout)
+                if len(val_pos):
+                    def val_loss(net=net) -> float:  # type: ignore[no-untyped-def]
+                        return float(torch.mean((net(x_val) - y_val) ** 2))
+
+                def batch_loss(idx: torch.Tensor, net=net) -> torch.Tensor:  # type: ignore[no-untyped-def]
+                    return torch.mean((net(x_train[idx]) - y_train[idx]) ** 2)
+
+                train_early_stopping(
+                    net, batch_loss, x_train.shape[0], epochs=self.epochs, batch_size=self.batch_size,
+                    lr=self.lr, weight_decay=self.weight_decay, generator=gen, val_loss=val_loss,
+                    patience=self.patience,
+                )
+            self.models_.append(net)
+        return self
+
+    def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        x = torch.as_tensor(self._rows(archs, check_space(self.space)), dtype=torch.float32)
+        with torch.no_grad():
+            preds = np.stack([net(x).numpy().astype(np.float64) for net in self.models_])
+        return self._unscale(preds.mean(axis=0), preds.std(axis=0) if return_std else None)
+
+
+class GNNPredictor(_TorchTrainingParams, ArchPredictor):
+    """A supervised graph neural network on the op-node graph (PyG GIN or GCN).
+
+    Graph convolutions (GIN: Xu et al., ICLR 2019; GCN: Kipf & Welling, ICLR 2017, the
+    form used as a NAS predictor by Wen et al., "Neural Predictor for Neural Architecture
+    Search", ECCV 2020), mean pooling and an MLP head, trained with MSE on standardised
+    targets and early stopping.
+
+    Args:
+        conv: ``"gin"`` or ``"gcn"``.
+        hidden: Width of the graph layers and the head.
+        layers: Number of graph convolutions.
+        dropout: Dropout in the head.
+        epochs: Most training epochs.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        batch_size: Graphs per step.
+        val_fraction: Share held out for early stopping (0: none).
+        patience: Epochs without held-out improvement before stopping.
+        random_state: Seed of initialisation, batch order and the held-out split.
+        space: Search space of the architectures.
+    """
+
+    def __init__(
+        self,
+        conv: str = "gin",
+        hidden: int = 64,
+        layers: int = 3,
+        dropout: float = 0.0,
+        epochs: int = 200,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        patience: int = 30,
+        random_state: int = 0,
+        space: str = "nb201",
+    ) -> None:
+        self.conv = conv
+        self.hidden = hidden
+        self.layers = layers
+        self.dropout = dropout
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.space = space
+
+    def _check_params(self) -> None:
+        self._check_training_params()
+        check_choice(self, "conv", self.conv, _CONVS)
+        check_int(self, "hidden", self.hidden, 1)
+        check_int(self, "layers", self.layers, 1)
+        check_float(self, "dropout", self.dropout, 0.0, 0.95)
+
+    def fit(self, archs: Sequence[Any], y: Any) -> GNNPredictor:
+        """Train the network on labelled architectures and return ``self``."""
+        import torch
+
+        from predictors._nets import GNNRegressorNet
+        from predictors._training import holdout_split, seeded_torch, train_early_stopping
+
+        self._check_params()
+        archs, y = self._validate_fit(archs, y)
+        space = check_space(self.space)
+        ys = torch.as_tensor(self._set_target_scale(y), dtype=torch.float32)
+        graphs = _graphs(archs, space)
+        rng = np.random.default_rng(self.random_state)
+        train_pos, val_pos = holdout_split(len(archs), self.val_fraction, rng)
+        train_pos_t = torch.as_tensor(train_pos)
+        val_loss = None
+        if len(val_pos):
+            val_batch = _collate(graphs, val_pos)
+            y_val = ys[torch.as_tensor(val_pos)]
+        with seeded_torch(int(rng.integers(0, 2**31 - 1))) as gen:
+            net = GNNRegressorNet(graphs[0].num_node_features, self.hidden, self.layers, self.conv, self.dropout)
+
+            def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+                pos = train_pos_t[idx]
+                return torch.mean((net(_collate(graphs, pos)) - ys[pos]) ** 2)
+
+            if len(val_pos):
+                def val_loss() -> float:
+                    return float(torch.mean((net(val_batch) - y_val) ** 2))
+
+            self.n_epochs_ = train_early_stopping(
+                net, batch_loss, len(train_pos), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                weight_decay=self.weight_decay, generator=gen, val_loss=val_loss, patience=self.patience,
+            )
+        self.model_ = net
+        return self
+
+    def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, None]:
+        import torch
+
+        graphs = _graphs(archs, check_space(self.space))
+        with torch.no_grad():
+            z = self.model_(_collate(graphs, range(len(graphs)))).numpy().astype(np.float64)
+        return self._unscale(z)[0], None
+
+
+class GAEPredictor(_TorchTrainingParams, ArchPredictor):
+    """Proxy-validation-loss estimator: a graph auto-encoder with a regression head.
+
+    Li et al., "Neural Architecture Search via Proxy Validation", TPAMI 2022. A PyG GIN
+    (or GCN) encoder maps the op-node graph to per-node latents; the decoder reconstructs
+    the node types (softmax, cross-entropy) and the adjacency (sigmoid of inner products,
+    binary cross-entropy). The auto-encoder is first pre-trained without labels on
+    architectures sampled from the space, then trained jointly with a regression head on
+    the labelled ones with loss ``recon_weight * reconstruction + MSE``. The target is
+    typically a (proxy) validation loss, but any scalar works: targets are standardised.
+
+    Args:
+        conv: ``"gin"`` or ``"gcn"``.
+        hidden: Width of the graph layers and the head.
+        latent: Size of the node latents and of the architecture embedding.
+        layers: Number of graph convolutions.
+        pretrain: Pre-train the auto-encoder on unlabelled architectures first.
+        pretrain_archs: Unlabelled architectures sampled (seeded) for pre-training.
+        pretrain_epochs: Epochs of pre-training.
+        recon_weight: Weight of the reconstruction loss in the joint stage.
+        epochs: Most epochs of the joint stage.
+        lr: Adam learning rate (both stages).
+        weight_decay: Adam weight decay.
+        batch_size: Graphs per step (both stages).
+        val_fraction: Share held out for early stopping of the joint stage (0: none).
+        patience: Epochs without held-out improvement before stopping.
+        random_state: Seed of sampling, initialisation, batch order and split.
+        space: Search space of the architectures.
+    """
+
+    def __init__(
+        self,
+        conv: str = "gin",
+        hidden: int = 64,
+        latent: int = 16,
+        layers: int = 3,
+        pretrain: bool = True,
+        pretrain_archs: int = 1000,
+        pretrain_epochs: int = 20,
+        recon_weight: float = 0.5,
+        epochs: int = 200,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        patience: int = 30,
+        random_state: int = 0,
+        space: str = "nb201",
+    ) -> None:
+        self.conv = conv
+        self.hidden = hidden
+        self.latent = latent
+        self.layers = layers
+        self.pretrain = pretrain
+        self.pretrain_archs = pretrain_archs
+        self.pretrain_epochs = pretrain_epochs
+        self.recon_weight = recon_weight
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.space = space
+
+    def _check_params(self) -> None:
+        self._check_training_params()
+        check_choice(self, "conv", self.conv, _CONVS)
+        check_int(self, "hidden", self.hidden, 1)
+        check_int(self, "latent", self.latent, 1)
+        check_int(self, "layers", self.layers, 1)
+        check_choice(self, "pretrain", self.pretrain, (True, False))
+        check_int(self, "pretrain_archs", self.pretrain_archs, 1)
+        check_int(self, "pretrain_epochs", self.pretrain_epochs, 1)
+        check_float(self, "recon_weight", self.recon_weight, 0.0)
+
+    def fit(self, archs: Sequence[Any], y: Any) -> GAEPredictor:
+        """Pre-train (optionally), then train jointly on labelled architectures; return ``self``."""
+        import torch
+
+        from predictors._nets import GraphAutoEncoderNet
+        from predictors._training import holdout_split, seeded_torch, train_early_stopping
+
+        self._check_params()
+        archs, y = self._validate_fit(archs, y)
+        space = check_space(self.space)
+        ys = torch.as_tensor(self._set_target_scale(y), dtype=torch.float32)
+        graphs = _graphs(archs, space)
+        rng = np.random.default_rng(self.random_state)
+        unlabelled = [space.sample(rng) for _ in range(self.pretrain_archs)] if self.pretrain else []
+        train_pos, val_pos = holdout_split(len(archs), self.val_fraction, rng)
+        train_pos_t = torch.as_tensor(train_pos)
+        num_types = len(space.graph(archs[0]).type_names)
+        with seeded_torch(int(rng.integers(0, 2**31 - 1))) as gen:
+            net = GraphAutoEncoderNet(graphs[0].num_node_features, self.hidden, self.latent, self.layers, self.conv, num_types)
+            if self.pretrain:
+                pool = _graphs(unlabelled, space)
+
+                def recon_loss(idx: torch.Tensor) -> torch.Tensor:
+                    batch = _collate(pool, idx)
+                    return net.reconstruction_loss(net.encode(batch), batch)
+
+                train_early_stopping(
+                    net, recon_loss, len(pool), epochs=self.pretrain_epochs, batch_size=self.batch_size,
+                    lr=self.lr, weight_decay=self.weight_decay, generator=gen,
+                )
+
+            def joint_loss(idx: torch.Tensor) -> torch.Tensor:
+                pos = train_pos_t[idx]
+                batch = _collate(graphs, pos)
+                z = net.encode(batch)
+                mse = torch.mean((net.regress(net.embed(z, batch.batch)) - ys[pos]) ** 2)
+                return self.recon_weight * net.reconstruction_loss(z, batch) + mse
+
+            val_loss = None
+            if len(val_pos):
+                val_batch = _collate(graphs, val_pos)
+                y_val = ys[torch.as_tensor(val_pos)]
+
+                def val_loss() -> float:
+                    z = net.encode(val_batch)
+                    return float(torch.mean((net.regress(net.embed(z, val_batch.batch)) - y_val) ** 2))
+
+            self.n_epochs_ = train_early_stopping(
+                net, joint_loss, len(train_pos), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                weight_decay=self.weight_decay, generator=gen, val_loss=val_loss, patience=self.patience,
+            )
+        self.model_ = net
+        return self
+
+    def transform(self, archs: Sequence[Any]) -> np.ndarray:
+        """The learned architecture embeddings (mean of the node latents).
+
+        Shapes:
+            ``(len(archs), latent)``.
+        """
+        import torch
+
+        checked = self._validate_predict(archs)
+        if not checked:
+            return np.zeros((0, self.latent))
+        batch = _collate(_graphs(checked, check_space(self.space)), range(len(checked)))
+        with torch.no_grad():
+            return self.model_.embed(self.model_.encode(batch), batch.batch).numpy().astype(np.float64)
+
+    def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, None]:
+        import torch
+
+        batch = _collate(_graphs(archs, check_space(self.space)), range(len(archs)))
+        with torch.no_grad():
+            z = self.model_.encode(batch)
+            out = self.model_.regress(self.model_.embed(z, batch.batch)).numpy().astype(np.float64)
+        return self._unscale(out)[0], None

@@ -1,0 +1,49 @@
+"""Shared fixtures: where the real data is, and the NAS-Bench-201 table loaded once.
+
+Tests that need ``../shared/data`` skip with a reason when it is absent, and fail instead
+when ``EVONAS_REQUIRE_DATA=1`` (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EVONAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _require(path: Path, what: str) -> Path:
+    if path.exists():
+        return path
+    message = f"{what} not found at {path} (set EVONAS_SHARED_DATA or place ../shared/data beside the repo)"
+    if os.environ.get("EVONAS_REQUIRE_DATA") == "1":
+        pytest.fail(message + "; EVONAS_REQUIRE_DATA=1 makes this a failure")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data directory (``../shared/data``)."""
+    return _require(SHARED_DATA, "shared data directory")
+
+
+@pytest.fixture(scope="session")
+def nb201_path(shared_data: Path) -> Path:
+    return _require(shared_data / "nb201" / "nb201.csv.gz", "NAS-Bench-201 table")
+
+
+@pytest.fixture(scope="session")
+def nb201_table(nb201_path: Path):
+    from evonas.tabular import NB201Table
+
+    return NB201Table.load(nb201_path)
+
+
+@pytest.fixture
+def nb201_env(nb201_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ``$EVONAS_NB201`` at the shared table."""
+    monkeypatch.setenv("EVONAS_NB201", str(nb201_path))
+    return nb201_path

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evonas.search import resume_search, start_search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def strip(records):
+    """Log records without wall-clock fields, for comparing runs."""
+    out = []
+    for r in records:
+        r = dict(r)
+        r.pop("time", None)
+        out.append(r)
+    return out
+
+
+def read_log(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+
+
+def write_config(tmp_path, name="cfg.yaml", **extra):
+    cfg = {
+        "seed": 3,
+        "evaluator": {"name": "tabular", "params": {"metric": "cifar10-valid_valid_acc", "noisy": True}},
+        "fitness": {"name": "neighbourhood", "objectives": [{"metric": "cifar10-valid_valid_acc"}]},
+        "strategy": {"name": "rea", "params": {"population_size": 5, "tournament_size": 2}},
+        "budget": {"evaluations": 400},
+        "checkpoint_every": 3,
+        "progress": False,
+    }
+    cfg.update(extra)
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_run_directory_contents(tmp_path, nb201_env):
+    cfg = write_config(tmp_path)
+    result = start_search(cfg, run_dir=tmp_path / "run")
+    run = tmp_path / "run"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["strategy"]["params"] == {"population_size": 5, "tournament_size": 2}
+    assert config["fitness"]["params"] == {"aggregate": "mean", "include_self": True}
+    meta = yaml.safe_load((run / "meta.yaml").read_text())
+    assert meta["seed"] == 3 and meta["versions"]["numpy"] != "absent" and meta["kind"] == "search"
+    records = read_log(run)
+    evals = [r for r in records if r["type"] == "eval"]
+    cands = [r for r in records if r["type"] == "candidate"]
+    assert [r["eval_id"] for r in evals] == list(range(len(evals)))
+    assert len(cands) == len(result.history) and cands[-1]["used_evaluations"] == len(evals)
+    assert (run / "checkpoint.pkl").exists() and (run / "result.json").exists()
+    assert result.summary["best"]["arch"].startswith("|")
+
+
+def test_same_config_and_seed_same_run(tmp_path, nb201_env):
+    cfg = write_config(tmp_path)
+    start_search(cfg, run_dir=tmp_path / "a")
+    start_search(cfg, run_dir=tmp_path / "b")
+    assert strip(read_log(tmp_path / "a")) == strip(read_log(tmp_path / "b"))
+    start_search(cfg, ["seed=4"], run_dir=tmp_path / "c")
+    assert strip(read_log(tmp_path / "a")) != strip(read_log(tmp_path / "c"))
+
+
+def _truncate_to(run_dir: Path, n_records: int, torn: bool) -> None:
+    """Simulate a crash: keep the first n records (and maybe half of the next line)."""
+    lines = (run_dir / "log.jsonl").read_text().splitlines(keepends=True)
+    text = "".join(lines[:n_records])
+    if torn:
+        text += lines[n_records][: len(lines[n_records]) // 2]
+    (run_dir / "log.jsonl").write_text(text)
+    (run_dir / "result.json").unlink()
+
+
+@pytest.mark.parametrize("cut, torn, keep_checkpoint", [(37, True, False), (120, False, False), (200, True, True)])
+def test_resume_from_a_truncated_log_gives_the_uninterrupted_history(tmp_path, nb201_env, cut, torn, keep_checkpoint):
+    cfg = write_config(tmp_path)
+    start_search(cfg, run_dir=tmp_path / "full")
+    full = strip(read_log(tmp_path / "full"))
+    start_search(cfg, run_dir=tmp_path / "cut")
+    run = tmp_path / "cut"
+    _truncate_to(run, cut, torn)
+    if not keep_checkpoint:
+        (run / "checkpoint.pkl").unlink()
+    else:
+        # an older checkpoint than the log's end: take one from a run stopped early
+        start_search(cfg, ["budget.evaluations=150"], run_dir=tmp_path / "early")
+        (run / "checkpoint.pkl").write_bytes((tmp_path / "early" / "checkpoint.pkl").read_bytes())
+    resume_search(run)
+    assert strip(read_log(run)) == full
+
+
+def test_kill_9_and_resume_via_cli(tmp_path, nb201_env):
+    """A real crash: SIGKILL the process mid-run, then `evonas search --resume`."""
+    cfg = write_config(tmp_path)
+    start_search(cfg, run_dir=tmp_path / "full")
+    full = strip(read_log(tmp_path / "full"))
+    run = tmp_path / "killed"
+    # Slow every evaluation down (without changing results) so that the kill lands mid-run.
+    slow = (
+        "import time, sys\n"
+        "from evonas.evaluation import _tabular\n"
+        "orig = _tabular.TabularEvaluator.evaluate\n"
+        "def slow(self, arch, seed):\n"
+        "    time.sleep(0.004)\n"
+        "    return orig(self, arch, seed)\n"
+        "_tabular.TabularEvaluator.evaluate = slow\n"
+        "from evonas.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    for round_ in range(2):
+        args = ["search", "--config", str(cfg), "--run-dir", str(run)] if round_ == 0 else ["search", "--resume", str(run)]
+        proc = subprocess.Popen([sys.executable, "-c", slow, *args], cwd=tmp_path)
+        deadline = time.time() + 60
+        log = run / "log.jsonl"
+        target = 120 * (round_ + 1)
+        while time.time() < deadline:
+            if log.exists() and log.read_text().count("\n") >= target:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (run / "result.json").exists(), "the run finished before it could be killed"
+    done = subprocess.run(
+        [sys.executable, "-m", "evonas", "search", "--resume", str(run)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "best architecture: |" in done.stdout
+    assert strip(read_log(run)) == full
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path, nb201_env):
+    cfg = write_config(tmp_path)
+    start_search(cfg, run_dir=tmp_path / "r")
+    before = (tmp_path / "r" / "log.jsonl").read_bytes()
+    result = resume_search(tmp_path / "r")
+    assert (tmp_path / "r" / "log.jsonl").read_bytes() == before
+    assert result.summary["stop_reason"] == "finished before"
+
+
+def test_report(tmp_path, nb201_env):
+    from evonas.report import write_report
+
+    cfg = write_config(
+        tmp_path,
+        strategy={"name": "nsga2", "params": {"population_size": 10}},
+        fitness={"objectives": [{"metric": "cifar10-valid_valid_acc"}, {"metric": "params_M", "direction": "min"}]},
+        evaluator={"name": "tabular", "params": {"metric": "cifar10-valid_valid_acc"}},
+        budget={"evaluations": 60},
+    )
+    start_search(cfg, run_dir=tmp_path / "mo")
+    text = write_report(tmp_path / "mo")
+    assert "## Pareto front" in text
+    assert (tmp_path / "mo" / "pareto_front.png").stat().st_size > 1000
+    assert (tmp_path / "mo" / "best_so_far.png").stat().st_size > 1000
+    assert (tmp_path / "mo" / "report.md").read_text() == text

@@ -1,0 +1,186 @@
+"""Training: config checks, device choice, seeded reproducible runs, evaluation, the evaluator."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from evonas.config import from_dict
+from evonas.data import DatasetConfig, DataSplits, load_dataset
+from evonas.errors import ArchError, ConfigError
+from evonas.evaluation import Evaluator, TrainingEvaluator, TrainingEvaluatorConfig
+from evonas.models import NB201Network, count_parameters
+from evonas.training import TrainConfig, evaluate_model, seeded_model, select_device, train_model
+
+GOOD = (3, 3, 3, 1, 3, 3)  # NAS-Bench-201's best cell (index 6111)
+TINY = TrainConfig(epochs=2, batch_size=32, lr=0.05, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits() -> DataSplits:
+    return load_dataset("digits", max_train=256, max_val=64, max_test=64)
+
+
+def _net(seed: int, splits: DataSplits, arch=GOOD, C: int = 4) -> NB201Network:
+    return seeded_model(lambda: NB201Network(arch, C=C, N=1, num_classes=10, in_channels=splits.in_channels), seed)
+
+
+# --------------------------------------------------------------------------- configs
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"epochs": 0}, "train.epochs must be a positive integer; got 0"),
+    ({"lr": -0.1}, "train.lr must be positive; got -0.1"),
+    ({"momentum": 1.0}, r"train.momentum must be in \[0, 1\); got 1.0"),
+    ({"momentum": 0.0}, "nesterov needs a positive train.momentum"),
+    ({"min_lr": 0.5}, r"train.min_lr must be in \[0, lr=0.1\]; got 0.5"),
+    ({"grad_clip": 0}, "train.grad_clip must be a positive number or unset; got 0"),
+    ({"label_smoothing": 1.0}, r"train.label_smoothing must be in \[0, 1\); got 1.0"),
+    ({"device": "gpu"}, "invalid device 'gpu'; valid devices: auto, cpu, cuda, cuda:N"),
+    ({"amp": "yes"}, "invalid value 'yes' for train.amp; valid values: 'auto', true, false"),
+    ({"num_workers": -1}, "train.num_workers must be a non-negative integer; got -1"),
+    ({"num_threads": 0}, "train.num_threads must be a positive integer or unset; got 0"),
+])
+def test_train_config_rejects_bad_values(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_train_config_from_yaml_mapping():
+    cfg = from_dict(TrainConfig, {"epochs": 3, "amp": True, "channels_last": "auto", "grad_clip": 5}, "train")
+    assert (cfg.epochs, cfg.amp, cfg.channels_last, cfg.grad_clip) == (3, True, "auto", 5.0)
+    with pytest.raises(ConfigError, match="invalid value 'yes' for 'train.amp'"):
+        from_dict(TrainConfig, {"amp": "yes"}, "train")
+
+
+def test_select_device():
+    assert select_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="invalid device 'tpu'"):
+        select_device("tpu")
+    if torch.cuda.is_available():
+        assert select_device("auto").type == "cuda"
+        with pytest.raises(ConfigError, match="only"):
+            select_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        assert select_device("auto") == torch.device("cpu")
+        with pytest.raises(ConfigError, match="'cuda:1' requested but CUDA is not available"):
+            select_device("cuda:1")
+
+
+# ------------------------------------------------------------------------- seeding
+def test_seeded_model_is_reproducible_and_leaves_global_state_alone(digits):
+    state = torch.get_rng_state()
+    a, b, c = _net(1, digits), _net(1, digits), _net(2, digits)
+    assert torch.equal(torch.get_rng_state(), state)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert not torch.equal(a.stem[0].weight, c.stem[0].weight)
+
+
+def test_same_seed_gives_identical_curves_whatever_the_global_state(digits):
+    torch.manual_seed(123)
+    r1 = train_model(_net(0, digits), digits, TINY, seed=7)
+    torch.manual_seed(456)
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    r2 = train_model(_net(0, digits), digits, TINY, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+    r3 = train_model(_net(0, digits), digits, TINY, seed=8)
+    assert r1.curves == r2.curves
+    assert (r1.test_loss, r1.test_acc) == (r2.test_loss, r2.test_acc)
+    assert r1.curves["train_loss"] != r3.curves["train_loss"]  # other shuffling
+    assert r1.epochs == 2 and not r1.diverged and r1.device == "cpu"
+    assert r1.num_params == count_parameters(_net(0, digits))
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+        assert len(r1.curves[key]) == 2
+
+
+def test_cosine_schedule_per_step(digits):
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=0.2, min_lr=0.02, device="cpu")
+    result = train_model(_net(0, digits), digits, cfg, seed=0)
+    steps = math.ceil(256 / 64)  # 4 steps per epoch, 16 in all
+    expected = [0.02 + 0.5 * (0.2 - 0.02) * (1 + math.cos(math.pi * e * steps / 16)) for e in range(4)]
+    assert result.curves["lr"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_training_on_digits_reaches_high_accuracy():
+    splits = load_dataset("digits")
+    cfg = TrainConfig(epochs=5, batch_size=64, lr=0.05, device="cpu")
+    result = train_model(_net(0, splits, C=8), splits, cfg, seed=0)
+    assert result.test_acc > 90.0 and result.val_acc > 90.0
+    assert result.curves["train_loss"][-1] < result.curves["train_loss"][0]
+
+
+def test_divergence_stops_training(digits):
+    class Exploding(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.w + x.flatten(1)[:, :1] * float("inf")
+
+    result = train_model(Exploding(), digits, TrainConfig(epochs=3, device="cpu"), seed=0)
+    assert result.diverged and result.epochs == 1
+    assert math.isnan(result.train_loss)
+
+
+def test_cpu_bfloat16_autocast_and_channels_last_train(digits):
+    cfg = TrainConfig(epochs=1, batch_size=64, device="cpu", amp=True, channels_last=True)
+    model = _net(0, digits)
+    result = train_model(model, digits, cfg, seed=0)
+    assert math.isfinite(result.train_loss) and math.isfinite(result.test_loss)
+    assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+# ------------------------------------------------------------------------ evaluation
+def test_evaluate_model_exact_loss_accuracy_and_logits():
+    # logits = x itself: the rows below predict classes 0, 1, 1 for labels 0, 1, 0
+    x = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    y = torch.tensor([0, 1, 0])
+    model = nn.Identity()
+    model.register_parameter("dummy", nn.Parameter(torch.zeros(1)))
+    model.train()
+    result = evaluate_model(model, DataLoader(TensorDataset(x, y), batch_size=2), "cpu", return_logits=True)
+    nll = [math.log(1 + math.exp(-2)), math.log(1 + math.exp(-1)), math.log(1 + math.exp(3))]
+    assert result.loss == pytest.approx(sum(nll) / 3)
+    assert result.acc == pytest.approx(200 / 3)
+    assert result.num_samples == 3
+    assert torch.equal(result.logits, x) and torch.equal(result.targets, y)
+    assert model.training  # mode restored
+    empty = evaluate_model(model, DataLoader(TensorDataset(x[:0], y[:0]), batch_size=2))
+    assert math.isnan(empty.loss) and math.isnan(empty.acc) and empty.logits is None
+
+
+# ------------------------------------------------------------------------- evaluator
+def test_training_evaluator_contract(digits):
+    dataset = DatasetConfig(max_train=256, max_val=64, max_test=64)
+    ev = TrainingEvaluator(dataset, TINY, channels=4, cells_per_stage=1)
+    assert isinstance(ev, Evaluator)
+    result = ev.evaluate(GOOD, seed=3)
+    assert set(result.metrics) == set(ev.metric_names) and not result.failed
+    assert result.metrics["params_M"] == count_parameters(_net(0, digits)) / 1e6
+    assert result.cost > 0 and result.info["epochs"] == 2 and len(result.info["curves"]["val_acc"]) == 2
+    # picklable, and the copy gives the same metrics for the same (arch, seed)
+    clone = pickle.loads(pickle.dumps(ev))
+    assert clone.evaluate(GOOD, seed=3).metrics == result.metrics
+    with pytest.raises(ArchError):
+        ev.evaluate((9, 9, 9, 9, 9, 9), seed=0)
+
+
+def test_training_evaluator_config():
+    cfg = from_dict(TrainingEvaluatorConfig, {
+        "dataset": {"name": "digits", "val_fraction": 0.2},
+        "train": {"epochs": 1, "device": "cpu"},
+        "channels": 8,
+        "cells_per_stage": 1,
+    }, "evaluator")
+    ev = cfg.build()
+    assert (ev.dataset.val_fraction, ev.train.epochs, ev.channels, ev.cells_per_stage) == (0.2, 1, 8, 1)
+    with pytest.raises(ConfigError, match="channels must be a positive integer; got 0"):
+        from_dict(TrainingEvaluatorConfig, {"channels": 0}, "evaluator")
+    with pytest.raises(ConfigError, match="unknown key 'evaluator.train.epoch'"):
+        from_dict(TrainingEvaluatorConfig, {"train": {"epoch": 1}}, "evaluator")
