@@ -9,7 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# Before anything imports Ray: keep every Ray instance of the tests on loopback, without
+# usage reports or token auth (Ray reads the first variable once, at import).
+for _key, _value in {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EVONAS_SHARED_DATA", ROOT.parent / "shared" / "data"))

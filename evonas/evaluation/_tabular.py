@@ -75,13 +75,16 @@ class TabularEvaluator:
             )
         table.train_time(table.space.sample(np.random.default_rng(0)), self.config.cost_dataset, self.config.cost_epochs)
         self._path = str(table.path)
+        self._table: NB201Table | None = table
 
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((self.config.metric, *self.config.report)))
 
     def evaluate(self, arch: Arch, seed: int) -> Evaluation:
-        table = load_table_cached(self._path)
+        if self._table is None:
+            self._table = load_table_cached(self._path)
+        table = self._table
         cfg = self.config
         if cfg.noisy:
             value = table.query_seed(arch, cfg.metric, np.random.default_rng(seed))
@@ -99,3 +102,4 @@ class TabularEvaluator:
     def __setstate__(self, state: dict) -> None:
         self.config = state["config"]
         self._path = state["_path"]
+        self._table = None

@@ -60,6 +60,11 @@ class NB201Table:
     ``cifar10-valid_valid_acc_12ep``, ``cifar10_test_acc``, ``params_M``.
     Per-seed columns (``<metric>_seed<k>``) are not metrics of their own: they back
     :meth:`query_seed`.
+
+    Known data issue: in the shared table 150 of the 15,625 rows have a ``params_M`` that
+    is off by exactly one convolution edge (120 of them have ``skip_connect`` on edge
+    (0,1)); NASLib's independently computed counts agree with :class:`evonas.models.NB201Network`
+    on those rows. The values are served as stored; ``tests/test_models.py`` lists the rows.
     """
 
     space = NB201Space()
