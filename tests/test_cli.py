@@ -63,6 +63,7 @@ def one_line_error(capsys, argv):
         ("fitness.name=neighbourhood", "objective metric"),
         ("executor.name=dask", "unknown executor 'dask'; valid choices: ray, serial"),
         ("evaluator.params.dataset=digits", "unknown key 'evaluator.params.dataset'"),
+        ("evaluator.params.dataset.name=imagenet", "unknown dataset 'imagenet'; valid choices: "),
     ],
 )
 def test_bad_config_values(capsys, existing_run, tmp_path, override, fragment):
@@ -71,6 +72,8 @@ def test_bad_config_values(capsys, existing_run, tmp_path, override, fragment):
     argv = ["search", "--config", str(cfg), "--run-dir", str(tmp_path / "new"), override]
     if override == "fitness.name=neighbourhood":
         argv += ["fitness.objectives=[{metric: nope}]"]
+    if override.startswith("evaluator.params.dataset.name"):
+        argv += ["evaluator.name=training"]
     err = one_line_error(capsys, argv)
     assert fragment in err
     assert not (tmp_path / "new").exists()

@@ -80,8 +80,8 @@ class SerialExecutor(Executor):
         except Exception as exc:
             if not self.catch_errors:
                 raise
-            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            return Evaluation.failure(last, cost=time.perf_counter() - start)
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+            return Evaluation.failure(" ".join(text.split()), cost=time.perf_counter() - start)
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0.0)
