@@ -7,11 +7,15 @@ Prints two Markdown tables:
    evaluation, evaluations per second) with ``max_in_flight`` 1 and 2.
 2. Speed-up of two Ray workers over serial for CPU-bound evaluations: real training of
    NAS-Bench-201 cells on scikit-learn's ``digits`` with
-   :class:`~evonas.evaluation.TrainingEvaluator`, one torch thread per evaluation in both
-   cases, so that two workers use two cores.
+   :class:`~evonas.evaluation.TrainingEvaluator`, one torch thread per evaluation in every
+   case, so that two workers use two cores. A one-worker Ray row separates Ray's own cost
+   from the effect of two trainings sharing the machine, and two plain processes
+   (``ProcessPoolExecutor``) show the parallelism the machine allows at the time.
 
 Ray runs as one local instance on 127.0.0.1 with 2 CPUs, started once (its start-up time
-is reported separately) and reused by every executor.
+is reported separately) and reused by every executor. Its workers run at this process's
+priority (``RAY_worker_niceness=0`` unless set), not Ray's default nice 15, so that serial
+and Ray runs compete alike with whatever else runs on the machine.
 
 Usage::
 
@@ -21,6 +25,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import dataclasses
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -47,7 +54,8 @@ class NoOpEvaluator:
 
 
 class OneThread:
-    """Runs ``inner`` with one torch thread, in whatever process evaluates it."""
+    """Runs ``inner`` with one torch thread, in whatever process evaluates it, and adds
+    the CPU seconds the evaluation used to its ``info`` (``cpu_s``)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -57,7 +65,9 @@ class OneThread:
         import torch
 
         torch.set_num_threads(1)
-        return self.inner.evaluate(arch, seed)
+        cpu0 = time.process_time()
+        ev = self.inner.evaluate(arch, seed)
+        return dataclasses.replace(ev, info={**ev.info, "cpu_s": time.process_time() - cpu0})
 
 
 def run(
@@ -82,6 +92,19 @@ def _drain(executor: Executor, reqs: list[Request]) -> dict[int, Evaluation]:
         for r, ev in executor.wait():
             out[r.eval_id] = ev
     return out
+
+
+def run_process_pool(
+    evaluator: Any, reqs: list[Request], warmup: list[Request]
+) -> tuple[float, dict[int, Evaluation]]:
+    """The same with two plain processes and no Ray: the parallelism the machine allows."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        list(pool.map(evaluator.evaluate, [r.arch for r in warmup], [r.seed for r in warmup]))
+        t0 = time.perf_counter()
+        evals = list(pool.map(evaluator.evaluate, [r.arch for r in reqs], [r.seed for r in reqs]))
+        seconds = time.perf_counter() - t0
+    return seconds, {r.eval_id: ev for r, ev in zip(reqs, evals)}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -129,27 +152,37 @@ def training_table(n: int, epochs: int) -> str:
     load = os.getloadavg()[0]
     torch.set_num_threads(1)
     serial_s, serial_res = run(SerialExecutor(), evaluator, reqs, warmup[:1])
+    ray1_s, ray1_res = run(RayExecutor(max_in_flight=1), evaluator, reqs, warmup)
     ray_s, ray_res = run(RayExecutor(max_in_flight=2), evaluator, reqs, warmup)
-    same = all(serial_res[i].metrics == ray_res[i].metrics for i in range(n))
-    failed = sum(e.failed for e in list(serial_res.values()) + list(ray_res.values()))
-    rows = []
-    for name, seconds, res in [
+    pool_s, pool_res = run_process_pool(evaluator, reqs, warmup)
+    runs = [
         ("SerialExecutor (1 torch thread)", serial_s, serial_res),
+        ("RayExecutor, 1 worker (1 torch thread)", ray1_s, ray1_res),
         ("RayExecutor, 2 workers (1 torch thread each)", ray_s, ray_res),
-    ]:
+        ("reference: 2 plain processes, no Ray", pool_s, pool_res),
+    ]
+    same = all(res[i].metrics == serial_res[i].metrics for _, _, res in runs for i in range(n))
+    failed = sum(e.failed for _, _, res in runs for e in res.values())
+    rows = []
+    for name, seconds, res in runs:
         costs = [e.cost for e in res.values()]
+        cpu = [e.info["cpu_s"] for e in res.values()]
         rows.append([
-            name, str(n), f"{seconds:.2f}", f"{np.mean(costs):.2f}",
+            name, str(n), f"{seconds:.2f}", f"{np.mean(costs):.2f}", f"{np.mean(cpu):.2f}",
             f"{sum(costs) / seconds:.2f}", f"{serial_s / seconds:.2f}",
         ])
     note = (
         f"\n\n{n} random NAS-Bench-201 cells (C=8, 1 cell per stage) trained {epochs} epoch(s) on "
-        f"digits. Training time is each evaluation's own measured cost; parallelism = total "
-        f"training time / wall time. Failed evaluations: {failed}; metrics identical between "
-        f"serial and Ray: {'yes' if same else 'NO'}. 1-minute load average before the runs: "
-        f"{load:.2f} on {os.cpu_count()} CPUs."
+        f"digits. Training time is each evaluation's own measured cost (wall clock), CPU time "
+        f"what its process used meanwhile; parallelism = total training time / wall time. "
+        f"Failed evaluations: {failed}; metrics identical across all runs: "
+        f"{'yes' if same else 'NO'}. 1-minute load average before the runs: {load:.2f} on "
+        f"{os.cpu_count()} CPUs."
     )
-    header = ["executor", "evaluations", "wall s", "training s / evaluation", "parallelism", "speed-up"]
+    header = [
+        "executor", "evaluations", "wall s", "training s / evaluation", "CPU s / evaluation",
+        "parallelism", "speed-up",
+    ]
     return table(header, rows) + note
 
 
@@ -161,6 +194,9 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true", help="only the overhead table")
     args = parser.parse_args()
 
+    # Ray runs its workers at nice 15 by default; on a machine shared with other work they
+    # would then lose to it while the serial baseline, in this process, would not.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     t0 = time.perf_counter()
     init_local_ray(num_cpus=2)
     startup = time.perf_counter() - t0

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from evonas.config import from_dict
 from evonas.data import (
@@ -126,6 +128,24 @@ def test_train_loaders_are_seeded_including_augmentation():
     w1, _ = first_batch(5, num_workers=2)
     w2, _ = first_batch(5, num_workers=2)
     assert torch.equal(w1, w2)
+
+
+def test_datasets_pickle_with_their_augmentation_state():
+    s = load_dataset("digits", augment=True, max_train=50)
+    s.train.batch([0])  # advance the generator
+    clone = pickle.loads(pickle.dumps(s.train))
+    assert torch.equal(clone.batch(range(50))[0], s.train.batch(range(50))[0])
+
+
+@pytest.mark.slow
+def test_loader_workers_started_by_spawn():
+    # spawn/forkserver workers unpickle the dataset (forkserver is the default from Python 3.14)
+    s = load_dataset("digits", augment=True, max_train=64)
+    ctx = torch.multiprocessing.get_context("spawn")
+    loader = s.loader("train", 32, seed=1)
+    spawned = DataLoader(loader.dataset, batch_size=32, num_workers=1, multiprocessing_context=ctx)
+    x, y = next(iter(spawned))
+    assert x.shape == (32, 1, 8, 8) and y.shape == (32,)
 
 
 def test_eval_loaders_keep_order():

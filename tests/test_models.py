@@ -21,7 +21,7 @@ import torch
 
 from evonas.errors import ArchError, ConfigError
 from evonas.models import OPS, NB201Cell, NB201Network, ResNetBasicBlock, count_parameters
-from evonas.spaces import EDGES, NB201Space
+from evonas.spaces import NB201Space
 from evonas.spaces import OPS as SPACE_OPS
 
 BASE, CONV3, CONV1 = 73_306, 243_040, 28_000
@@ -164,10 +164,8 @@ def test_network_rejects_bad_arguments():
 
 
 # --------------------------------------------------------------------- against data
-def test_parameter_counts_match_the_nb201_table(shared_data):
-    from evonas.tabular import NB201Table
-
-    table = NB201Table.load(shared_data / "nb201" / "nb201.csv.gz")
+def test_parameter_counts_match_the_nb201_table(nb201_table):
+    table = nb201_table
     params = table.column("params_M")
     space = NB201Space()
     rng = np.random.default_rng(0)
@@ -184,11 +182,9 @@ def test_parameter_counts_match_the_nb201_table(shared_data):
     assert checked >= 120
 
 
-def test_table_param_outliers_are_exactly_the_listed_rows(shared_data):
+def test_table_param_outliers_are_exactly_the_listed_rows(nb201_table):
     """Every row outside TABLE_PARAM_OUTLIERS equals the network's count; every listed row differs."""
-    from evonas.tabular import NB201Table
-
-    table = NB201Table.load(shared_data / "nb201" / "nb201.csv.gz")
+    table = nb201_table
     # a cell's parameters are the sum of its edges', so three networks give every count
     base = count_parameters(NB201Network((0,) * 6))
     per_op = {op: count_parameters(NB201Network((op,) + (0,) * 5)) - base for op in range(5)}
@@ -200,11 +196,9 @@ def test_table_param_outliers_are_exactly_the_listed_rows(shared_data):
     assert mismatched == TABLE_PARAM_OUTLIERS
 
 
-def test_table_outliers_agree_with_naslib(shared_data):
+def test_table_outliers_agree_with_naslib(shared_data, nb201_table):
     """The table rows that disagree with the network are outliers of the table: NASLib agrees with us."""
-    from evonas.tabular import NB201Table
-
-    table = NB201Table.load(shared_data / "nb201" / "nb201.csv.gz")
+    table = nb201_table
     scores = json.loads((shared_data / "zero-cost" / "zc_nasbench201.json").read_text())["cifar10"]
     naslib_to_ours = {0: 1, 1: 0, 2: 3, 3: 2, 4: 4}  # NASLib orders ops skip, none, conv3, conv1, pool
     outliers = []

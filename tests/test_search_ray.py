@@ -13,7 +13,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from evonas.evaluation import TabularEvaluator, TabularEvaluatorConfig  # noqa: E402
 from evonas.executors import RayExecutor, SerialExecutor  # noqa: E402
-from evonas.executors._ray import init_local_ray  # noqa: E402
+from evonas.executors import init_local_ray  # noqa: E402
 from evonas.fitness import NeighbourhoodAwareFitness, Objective, PlainFitness  # noqa: E402
 from evonas.search import Budget, Search  # noqa: E402
 from evonas.spaces import NB201Space  # noqa: E402

@@ -62,6 +62,7 @@ def build_dir_atomically(target: Path, build: Callable[[Path], None]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         build(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a cache follows the umask
         try:
             os.rename(tmp, target)
         except OSError:
@@ -80,6 +81,7 @@ def save_arrays_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # type: ignore[arg-type]
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -111,6 +113,12 @@ def extract_tar_safely(archive: Path, dest: Path) -> None:
             tar.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise DataError(f"cannot read archive {str(archive)!r}: {exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _make_dirs(path: Path) -> None:

@@ -90,7 +90,7 @@ class DataSplits:
 
         Shuffling uses a ``torch.Generator`` seeded from ``seed``; the training split's
         augmentation gets its own generator, also derived from ``seed``, so two loaders
-        with the same seed yield the same batches in the same order (also with workers).
+        with the same seed and ``num_workers`` yield the same batches in the same order.
 
         Args:
             split: ``"train"``, ``"val"`` or ``"test"``.

@@ -74,6 +74,20 @@ class ImageTensorDataset(Dataset):
         self._mean_t = torch.tensor(self.mean).view(1, -1, 1, 1)
         self._std_t = torch.tensor(self.std).view(1, -1, 1, 1)
 
+    def __getstate__(self) -> dict[str, object]:
+        # The generator travels as plain bytes: pickling it (or any tensor made on the fly)
+        # for DataLoader workers started by spawn/forkserver shares a temporary tensor's
+        # memory that is freed before the worker can open it.
+        state = self.__dict__.copy()
+        state["generator"] = self.generator.get_state().numpy().tobytes()
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        generator_state = state.pop("generator")
+        self.__dict__.update(state)
+        self.generator = torch.Generator()
+        self.generator.set_state(torch.frombuffer(bytearray(generator_state), dtype=torch.uint8))  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------------- views
     def subset(self, rows: torch.Tensor | Sequence[int]) -> ImageTensorDataset:
         """The view of rows ``rows`` of this view (positions ``0..len(self)-1``)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from evonas._registry import Component, Registry
-from evonas.executors._base import Executor, Request
+from evonas.executors._base import Executor, Request, one_line_error
 from evonas.executors._factories import SerialExecutorConfig
 from evonas.executors._serial import EvaluationTimeout, SerialExecutor
 
 if TYPE_CHECKING:
-    from evonas.executors._ray import RayExecutor, RayExecutorConfig
+    from evonas.executors._ray import RayExecutor, RayExecutorConfig, init_local_ray
 
 EXECUTORS: Registry[Component] = Registry("executor")
 EXECUTORS.register("serial")(Component("evonas.executors._factories:SerialExecutorConfig", "evonas.executors._factories:build_serial"))
@@ -19,7 +19,7 @@ EXECUTORS.register("ray")(Component("evonas.executors._ray:RayExecutorConfig", "
 
 def __getattr__(name: str) -> object:
     # Ray is imported only when its executor is asked for.
-    if name in ("RayExecutor", "RayExecutorConfig"):
+    if name in ("RayExecutor", "RayExecutorConfig", "init_local_ray"):
         from evonas.executors import _ray
 
         return getattr(_ray, name)
@@ -35,4 +35,6 @@ __all__ = [
     "Request",
     "SerialExecutor",
     "SerialExecutorConfig",
+    "init_local_ray",
+    "one_line_error",
 ]

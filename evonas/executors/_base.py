@@ -7,10 +7,17 @@ live. Search code talks to them through :class:`Executor` only and never imports
 from __future__ import annotations
 
 import abc
+import traceback
 from dataclasses import dataclass
 
 from evonas.evaluation import Evaluation, Evaluator
 from evonas.spaces import Arch
+
+
+def one_line_error(exc: BaseException) -> str:
+    """Why an evaluation failed, on one line: exception type and message, whitespace collapsed."""
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)

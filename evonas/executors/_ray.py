@@ -5,6 +5,11 @@ connects to an existing cluster instead. Either way the evaluator is put into th
 store once and every task receives it by reference, at most ``max_in_flight`` tasks are
 handed to Ray at a time (the rest wait, first in first out, in this process), lost
 workers and nodes are retried, and evaluations running past ``timeout_s`` are cancelled.
+
+Importing this module sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+``RAY_USAGE_STATS_ENABLED=0`` and ``RAY_AUTH_MODE=disabled`` in ``os.environ`` unless they
+are set already: Ray reads the first one once, at its own import, and processes started
+from here inherit them.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import ray.exceptions as rex  # noqa: E402
 
 from evonas.errors import ConfigError  # noqa: E402
 from evonas.evaluation import Evaluation, Evaluator  # noqa: E402
-from evonas.executors._base import Executor, Request  # noqa: E402
+from evonas.executors._base import Executor, Request, one_line_error  # noqa: E402
 from evonas.spaces import Arch  # noqa: E402
 
 _LOOPBACK_IP = "127.0.0.1"
@@ -169,7 +174,9 @@ def init_local_ray(num_cpus: int | None = None) -> None:
     for key, value in _RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     with _keep_loopback():
-        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address=_LOOPBACK_IP)
+        # address="local": a new instance even when RAY_ADDRESS or the address file of a
+        # running cluster (/tmp/ray/ray_current_cluster) would make ray.init join that one.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=_LOOPBACK_IP)
     node_ip = ray.util.get_node_ip_address()
     gcs_host = ray.get_runtime_context().gcs_address.rpartition(":")[0]
     if not all(_is_loopback(host) for host in (node_ip, gcs_host)):
@@ -236,9 +243,16 @@ def _evaluate_remote(
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    name = type(exc).__name__
-    return f"{name}: {lines[0]}" if lines else name
+    """Why an evaluation failed, on one line.
+
+    Evaluator exceptions get SerialExecutor's wording (type and message, whitespace runs
+    collapsed); Ray's own exceptions only their class and first line, as their messages go
+    on with tracebacks and log hints.
+    """
+    if isinstance(exc, rex.RayError):
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return one_line_error(exc)
 
 
 @dataclass

@@ -10,10 +10,9 @@ import collections
 import signal
 import threading
 import time
-import traceback
 
 from evonas.evaluation import Evaluation, Evaluator
-from evonas.executors._base import Executor, Request
+from evonas.executors._base import Executor, Request, one_line_error
 
 
 class EvaluationTimeout(Exception):
@@ -80,8 +79,7 @@ class SerialExecutor(Executor):
         except Exception as exc:
             if not self.catch_errors:
                 raise
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-            return Evaluation.failure(" ".join(text.split()), cost=time.perf_counter() - start)
+            return Evaluation.failure(one_line_error(exc), cost=time.perf_counter() - start)
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0.0)
