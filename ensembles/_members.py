@@ -368,18 +368,36 @@ class CandidatePool:
         return CandidatePool(tuple(self.members[i] for i in idx), self.val_labels, self.test_labels)
 
     # ------------------------------------------------------------------------- on disk
-    def save(self, root: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    def save(self, root: str | os.PathLike[str], overwrite: bool = False, save_members: bool = True) -> Path:
         """Write the pool under ``root``: ``pool.yaml``, ``labels.npz``, ``members/<name>/``.
 
+        Args:
+            root: The pool directory (created if needed).
+            overwrite: Replace an existing pool (and its members' files).
+            save_members: Also write every member. With False only the index and the
+                labels are written, for members saved one by one as they were trained;
+                each must then already load from ``members/<name>/`` as it is in the pool.
+
         Raises:
-            DataError: ``root`` already holds a pool and ``overwrite`` is false.
+            DataError: ``root`` already holds a pool and ``overwrite`` is false, or (with
+                ``save_members=False``) a member on disk is missing or differs.
         """
         path = Path(root)
         if (path / _POOL_YAML).exists() and not overwrite:
             raise DataError(f"{path} already holds a candidate pool; pass overwrite=True to replace it")
         path.mkdir(parents=True, exist_ok=True)
         for m in self.members:
-            m.save(path / "members" / m.name, overwrite=overwrite)
+            if save_members:
+                m.save(path / "members" / m.name, overwrite=overwrite)
+                continue
+            on_disk = Member.load(path / "members" / m.name)
+            if not (
+                on_disk.name == m.name
+                and np.array_equal(on_disk.val_logits, m.val_logits)
+                and (on_disk.test_logits is None) == (m.test_logits is None)
+                and (m.test_logits is None or np.array_equal(on_disk.test_logits, m.test_logits))
+            ):
+                raise DataError(f"{path / 'members' / m.name} holds other logits than member {m.name!r} of the pool")
         labels = {"val": self.val_labels}
         if self.test_labels is not None:
             labels["test"] = self.test_labels

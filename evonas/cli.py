@@ -19,6 +19,44 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _add_predictors(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predictors", help="performance predictors")
+    psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    pe = psub.add_parser("evaluate", help="rank predictors on the NAS-Bench-201 table (White et al., NeurIPS 2021)")
+    pe.add_argument("--config", required=True, help="YAML config of the harness (see configs/predictors-nb201.yaml)")
+    pe.add_argument("--out", help="output directory (default runs/predictors-<time>)")
+    pe.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pe.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+
+
+def _add_ensemble(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("ensemble", help="sub-architecture ensembles (SAEP)")
+    esub = e.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    eb = esub.add_parser("build", help="train candidates, prune them and evaluate the ensembles")
+    egroup = eb.add_mutually_exclusive_group(required=True)
+    egroup.add_argument("--config", help="YAML config (see configs/ensemble-*.yaml)")
+    egroup.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted build (saved members are kept)")
+    eb.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
+    eb.add_argument("--no-progress", action="store_true", help="no progress bar")
+    eb.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+
+
+def _add_supernet(sub: argparse._SubParsersAction) -> None:
+    n = sub.add_parser("supernet", help="one-shot supernet training and ranking")
+    nsub = n.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    nt = nsub.add_parser("train", help="train a single-path supernet")
+    ngroup = nt.add_mutually_exclusive_group(required=True)
+    ngroup.add_argument("--config", help="YAML config (see configs/supernet-cifar10.yaml)")
+    ngroup.add_argument("--resume", metavar="RUN_DIR", help="continue the training in RUN_DIR")
+    nt.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
+    nt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    nt.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    nr = nsub.add_parser("rank", help="Kendall tau of a trained supernet against the NAS-Bench-201 table")
+    nr.add_argument("run_dir", metavar="RUN_DIR")
+    nr.add_argument("--table", help="NAS-Bench-201 table (default $EVONAS_NB201)")
+    nr.add_argument("--num-archs", type=int, default=200, help="random architectures to rank (default 200)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="evonas", description="Evolutionary and ensemble NAS with performance predictors.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -34,7 +72,14 @@ def _build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="plots and a Markdown summary of a run directory")
     r.add_argument("run_dir", metavar="RUN_DIR")
 
+    for add in _SUBCOMMANDS:
+        add(sub)
     return parser
+
+
+# Sub-commands implemented by other packages: name -> module with main(args) -> int.
+_DELEGATES = {"predictors": "predictors._cli", "ensemble": "ensembles._cli", "supernet": "evonas.supernet._cli"}
+_SUBCOMMANDS = (_add_ensemble,)
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -61,7 +106,11 @@ def _report(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "search":
         return _search(args)
-    return _report(args)
+    if args.command == "report":
+        return _report(args)
+    from importlib import import_module
+
+    return int(import_module(_DELEGATES[args.command]).main(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
