@@ -19,14 +19,18 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+
+
 def _add_predictors(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predictors", help="performance predictors")
     psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     pe = psub.add_parser("evaluate", help="rank predictors on the NAS-Bench-201 table (White et al., NeurIPS 2021)")
     pe.add_argument("--config", required=True, help="YAML config of the harness (see configs/predictors-nb201.yaml)")
     pe.add_argument("--out", help="output directory (default runs/predictors-<time>)")
-    pe.add_argument("--no-progress", action="store_true", help="no progress bar")
-    pe.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    _add_run_options(pe)
 
 
 def _add_ensemble(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +41,7 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
     egroup.add_argument("--config", help="YAML config (see configs/ensemble-*.yaml)")
     egroup.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted build (saved members are kept)")
     eb.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
-    eb.add_argument("--no-progress", action="store_true", help="no progress bar")
-    eb.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    _add_run_options(eb)
 
 
 def _add_supernet(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +52,7 @@ def _add_supernet(sub: argparse._SubParsersAction) -> None:
     ngroup.add_argument("--config", help="YAML config (see configs/supernet-cifar10.yaml)")
     ngroup.add_argument("--resume", metavar="RUN_DIR", help="continue the training in RUN_DIR")
     nt.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
-    nt.add_argument("--no-progress", action="store_true", help="no progress bar")
-    nt.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    _add_run_options(nt)
     nr = nsub.add_parser("rank", help="Kendall tau of a trained supernet against the NAS-Bench-201 table")
     nr.add_argument("run_dir", metavar="RUN_DIR")
     nr.add_argument("--table", help="NAS-Bench-201 table (default $EVONAS_NB201)")
@@ -66,8 +68,7 @@ def _build_parser() -> argparse.ArgumentParser:
     group.add_argument("--config", help="YAML config of the search (see configs/)")
     group.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
     s.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
-    s.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    _add_run_options(s)
 
     r = sub.add_parser("report", help="plots and a Markdown summary of a run directory")
     r.add_argument("run_dir", metavar="RUN_DIR")
