@@ -80,7 +80,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 # Sub-commands implemented by other packages: name -> module with main(args) -> int.
 _DELEGATES = {"predictors": "predictors._cli", "ensemble": "ensembles._cli", "supernet": "evonas.supernet._cli"}
-_SUBCOMMANDS = (_add_ensemble,)
+_SUBCOMMANDS = (_add_predictors, _add_ensemble, _add_supernet)
 
 
 def _search(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from predictors._encodings import (
 )
 from predictors._ensemble import EnsemblePredictor
 from predictors._haap import HAAP_ENCODINGS, haap_augment, homogeneous_graphs, relabel, topological_relabellings
-from predictors._harness import HarnessConfig, HarnessResult, ZeroCostSettings, run_harness
+from predictors._harness import HarnessConfig, HarnessResult, ZeroCostSettings, resolve_paths, run_harness
 from predictors._metrics import kendall_tau, pearson_r, precision_at_top, spearman_rho
 from predictors._neural import GAEPredictor, GNNPredictor, MLPEnsemblePredictor
 from predictors._registry import HAAP_SAMPLES, HYBRID_PROXIES, PREDICTORS, make_predictor
@@ -69,6 +69,7 @@ __all__ = [
     "pearson_r",
     "precision_at_top",
     "relabel",
+    "resolve_paths",
     "run_harness",
     "spearman_rho",
     "to_pyg",

@@ -166,7 +166,10 @@ class ArchPredictor(RegressorMixin, BaseEstimator, metaclass=abc.ABCMeta):
         self.y_mean_ = float(np.mean(y))
         std = float(np.std(y))
         self.y_scale_ = std if std > 1e-12 else 1.0
-        return (y - self.y_mean_) / self.y_scale_
+        # Rounding far below any meaningful precision makes the standardised targets, and so
+        # the fitted model, identical whatever unit the targets came in (no float noise that
+        # could flip a tie between two tree splits).
+        return np.round((y - self.y_mean_) / self.y_scale_, 9)
 
     def _unscale(self, z: np.ndarray, std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         mean = np.asarray(z, dtype=np.float64) * self.y_scale_ + self.y_mean_

@@ -157,8 +157,14 @@ def encode(archs: Sequence[Arch], space: SearchSpace, encoding: str) -> np.ndarr
     return ENCODINGS.get(encoding)(archs, space)
 
 
-def graph_to_pyg(graph: ArchGraph):  # type: ignore[no-untyped-def]
+def graph_to_pyg(graph: ArchGraph, drop_absent: bool = False):  # type: ignore[no-untyped-def]
     """A :class:`torch_geometric.data.Data` of one op-node graph.
+
+    Args:
+        graph: The op-node graph.
+        drop_absent: Remove the edges of ``none`` nodes (kept as isolated nodes), so that
+            messages follow the data flow: a ``none`` op passes nothing on. Its adjacency
+            then tells which ops are connected, which a graph auto-encoder can learn.
 
     Shapes:
         ``x``: ``(num_nodes, num_types)`` one-hot node types; ``edge_index``: ``(2, num_edges)``
@@ -166,9 +172,14 @@ def graph_to_pyg(graph: ArchGraph):  # type: ignore[no-untyped-def]
     """
     import torch
     from torch_geometric.data import Data
+    from torch_geometric.utils import subgraph
 
     x = torch.from_numpy(graph.one_hot())
     edge_index = torch.tensor(graph.edges, dtype=torch.long).t().contiguous()
+    if drop_absent and _ABSENT_OP in graph.type_names:
+        absent = graph.type_names.index(_ABSENT_OP)
+        keep = torch.tensor([t != absent for t in graph.node_types])
+        edge_index, _ = subgraph(keep, edge_index, relabel_nodes=False, num_nodes=graph.num_nodes)
     return Data(
         x=x,
         edge_index=edge_index,
@@ -177,6 +188,6 @@ def graph_to_pyg(graph: ArchGraph):  # type: ignore[no-untyped-def]
     )
 
 
-def to_pyg(archs: Sequence[Arch], space: SearchSpace) -> list:
+def to_pyg(archs: Sequence[Arch], space: SearchSpace, drop_absent: bool = False) -> list:
     """PyG graphs (op-node form, from ``space.graph``) of ``archs``; see :func:`graph_to_pyg`."""
-    return [graph_to_pyg(space.graph(a)) for a in archs]
+    return [graph_to_pyg(space.graph(a), drop_absent) for a in archs]

@@ -20,8 +20,10 @@ std per predictor and size), ``results.md`` (Markdown tables) and ``kendall_tau.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +185,8 @@ class HarnessResult:
         zero_cost: One dict per zero-cost proxy: correlations over every scored architecture.
         markdown: The Markdown report (also in ``results.md``).
         files: Paths of the files written, by kind (``csv``, ``summary``, ``markdown``, ``plot``).
+        test_archs: The fixed test set (genotypes).
+        pool_archs: The architectures training sets were drawn from.
     """
 
     rows: list[dict[str, Any]]
@@ -190,6 +194,8 @@ class HarnessResult:
     zero_cost: list[dict[str, Any]]
     markdown: str
     files: dict[str, Path]
+    test_archs: list[tuple[int, ...]] = field(default_factory=list)
+    pool_archs: list[tuple[int, ...]] = field(default_factory=list)
 
     def mean(self, predictor: str, train_size: int, metric: str = "kendall_tau") -> float:
         """Mean of ``metric`` over the trials of ``predictor`` at ``train_size``."""
@@ -416,7 +422,18 @@ def run_harness(config: HarnessConfig, out_dir: Path, executor: Any = None, prog
     markdown = markdown_report(config, summary, zc_rows, rows)
     files["markdown"].write_text(markdown)
     plot_kendall(summary, files["plot"], title=f"{config.metric}: Kendall tau vs training size")
-    return HarnessResult(rows=rows, summary=summary, zero_cost=zc_rows, markdown=markdown, files=files)
+    failed = [r for r in rows if r["failed"]]
+    if failed:
+        warnings.warn(
+            f"{len(failed)} of {len(rows)} predictor trials failed (see {files['markdown']}); first: "
+            f"{failed[0]['predictor']} at size {failed[0]['train_size']}: {failed[0]['error']}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return HarnessResult(
+        rows=rows, summary=summary, zero_cost=zc_rows, markdown=markdown, files=files,
+        test_archs=[_SPACE.from_ordinal(int(o)) for o in test], pool_archs=[_SPACE.from_ordinal(int(o)) for o in pool],
+    )
 
 
 def _summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -445,3 +462,18 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writeheader()
         writer.writerows(rows)
 
+
+
+def resolve_paths(config: HarnessConfig, base: Path) -> HarnessConfig:
+    """``config`` with its relative paths (table, images, cache) made absolute against ``base``."""
+
+    def absolute(path: str | None) -> str | None:
+        if path is None or path == "":
+            return path
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else (Path(base) / p).resolve())
+
+    zc = dataclasses.replace(
+        config.zero_cost, data_root=absolute(config.zero_cost.data_root), cache_dir=absolute(config.zero_cost.cache_dir)
+    )
+    return dataclasses.replace(config, table=absolute(config.table), zero_cost=zc)

@@ -95,17 +95,29 @@ class GraphAutoEncoderNet(nn.Module):
     Proxy Validation", TPAMI 2022; GAE of Kipf & Welling, 2016).
 
     The encoder maps every node to a ``latent``-dim embedding ``Z``; the decoder
-    reconstructs node types with a linear softmax classifier on ``Z`` and the (undirected)
-    adjacency as ``sigmoid(Z Z^T)``; the architecture embedding is the mean of ``Z`` over
-    the graph's nodes, and the head regresses the target from it.
+    reconstructs the node types with a linear softmax classifier on ``Z`` and the
+    (undirected) adjacency as ``sigmoid(Z Z^T)``; the architecture embedding ``g`` is the
+    mean of ``Z`` over the graph's nodes, and the head regresses the target from it.
+
+    Args:
+        in_dim: Node feature size.
+        hidden: Width of the graph layers and the head.
+        latent: Size of ``Z`` and ``g``.
+        layers: Graph convolutions.
+        conv: ``"gin"`` or ``"gcn"``.
+        num_types: Node types to reconstruct.
+        max_nodes: Most nodes in a graph (for the dense adjacency).
 
     Shapes:
         A PyG batch of ``B`` graphs with ``num_nodes`` nodes in all: ``encode`` gives
         ``(num_nodes, latent)``, ``embed`` ``(B, latent)``, ``regress`` ``(B,)``.
     """
 
-    def __init__(self, in_dim: int, hidden: int, latent: int, layers: int, conv: str, num_types: int) -> None:
+    def __init__(
+        self, in_dim: int, hidden: int, latent: int, layers: int, conv: str, num_types: int, max_nodes: int
+    ) -> None:
         super().__init__()
+        self.max_nodes = max_nodes
         self.encoder = GraphEncoder(in_dim, hidden, latent, layers, conv)
         self.type_decoder = nn.Linear(latent, num_types)
         self.head = mlp(latent, hidden, 1, 1)
@@ -125,10 +137,10 @@ class GraphAutoEncoderNet(nn.Module):
         The adjacency term averages over the ordered pairs of distinct nodes of each graph.
         """
         type_loss = nn.functional.cross_entropy(self.type_decoder(z), data.node_type)
-        dense_z, mask = to_dense_batch(z, data.batch)
-        adj = to_dense_adj(data.edge_index, data.batch, max_num_nodes=dense_z.shape[1]).clamp(max=1.0)
+        dense_z, mask = to_dense_batch(z, data.batch, max_num_nodes=self.max_nodes)
+        adj = to_dense_adj(data.edge_index, data.batch, max_num_nodes=self.max_nodes).clamp(max=1.0)
         logits = dense_z @ dense_z.transpose(1, 2)
         pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-        pair_mask &= ~torch.eye(dense_z.shape[1], dtype=torch.bool, device=z.device).unsqueeze(0)
+        pair_mask &= ~torch.eye(self.max_nodes, dtype=torch.bool, device=z.device).unsqueeze(0)
         adj_loss = nn.functional.binary_cross_entropy_with_logits(logits[pair_mask], adj[pair_mask])
         return type_loss + adj_loss

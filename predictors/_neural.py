@@ -17,6 +17,9 @@ from predictors._features import FeatureMixin
 from predictors._zc_scorer import ZeroCostScorer
 
 _CONVS = ("gin", "gcn")
+_PRETRAINED: dict[tuple, Any] = {}
+_PRETRAINED_MAX = 16
+
 
 
 class _TorchTrainingParams:
@@ -41,13 +44,17 @@ class _TorchTrainingParams:
 
 
 def _graphs(archs: Sequence[Arch], space: SearchSpace) -> list:
-    """Undirected PyG graphs of ``archs`` (messages flow both ways along the DAG's edges)."""
+    """PyG graphs of ``archs`` for the graph models.
+
+    Edges of ``none`` nodes are dropped (no data flows through a zero op) and the rest
+    made undirected, so messages flow both ways along the data paths.
+    """
     from torch_geometric.transforms import ToUndirected
 
     from predictors._encodings import to_pyg
 
     undirected = ToUndirected()
-    return [undirected(g) for g in to_pyg(archs, space)]
+    return [undirected(g) for g in to_pyg(archs, space, drop_absent=True)]
 
 
 def _collate(graphs: list, positions: Any):  # type: ignore[no-untyped-def]
@@ -76,7 +83,7 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
         weight_decay: Adam weight decay.
         batch_size: Architectures per step.
         val_fraction: Share of the labelled architectures held out for early stopping
-            (0: none; also none below 5 architectures).
+            (0, or a slice of fewer than 5 architectures: no early stopping).
         patience: Epochs without held-out improvement before stopping.
         haap: Add HAAP's homogeneous representations to the training rows (needs
             ``adjacency_one_hot``).
@@ -157,6 +164,7 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
             y_val = torch.as_tensor(ys[val_pos], dtype=torch.float32)
         seeds = rng.integers(0, 2**31 - 1, size=self.n_models)
         self.models_ = []
+        self.n_epochs_: list[int] = []
         for seed in seeds:
             with seeded_torch(int(seed)) as gen:
                 net = MLPRegressorNet(x_train.shape[1], self.hidden, self.layers, self.dropout)
@@ -167,12 +175,13 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
                 def batch_loss(idx: torch.Tensor, net=net) -> torch.Tensor:  # type: ignore[no-untyped-def]
                     return torch.mean((net(x_train[idx]) - y_train[idx]) ** 2)
 
-                train_early_stopping(
+                epochs_run = train_early_stopping(
                     net, batch_loss, x_train.shape[0], epochs=self.epochs, batch_size=self.batch_size,
                     lr=self.lr, weight_decay=self.weight_decay, generator=gen, val_loss=val_loss,
                     patience=self.patience,
                 )
             self.models_.append(net)
+            self.n_epochs_.append(epochs_run)
         return self
 
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -201,7 +210,8 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
         batch_size: Graphs per step.
-        val_fraction: Share held out for early stopping (0: none).
+        val_fraction: Share held out for early stopping (0, or a slice of fewer than 5
+            architectures: no early stopping).
         patience: Epochs without held-out improvement before stopping.
         random_state: Seed of initialisation, batch order and the held-out split.
         space: Search space of the architectures.
@@ -294,10 +304,12 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
     Li et al., "Neural Architecture Search via Proxy Validation", TPAMI 2022. A PyG GIN
     (or GCN) encoder maps the op-node graph to per-node latents; the decoder reconstructs
     the node types (softmax, cross-entropy) and the adjacency (sigmoid of inner products,
-    binary cross-entropy). The auto-encoder is first pre-trained without labels on
-    architectures sampled from the space, then trained jointly with a regression head on
-    the labelled ones with loss ``recon_weight * reconstruction + MSE``. The target is
-    typically a (proxy) validation loss, but any scalar works: targets are standardised.
+    binary cross-entropy). The graph drops the edges of ``none`` nodes, so the adjacency to
+    reconstruct says which ops are connected. The auto-encoder is first pre-trained
+    without labels on architectures sampled from the space (pre-training is cached per
+    process and seed), then trained jointly with a regression head on the labelled ones
+    with loss ``recon_weight * reconstruction + MSE``. The target is typically a (proxy)
+    validation loss, but any scalar works: targets are standardised.
 
     Args:
         conv: ``"gin"`` or ``"gcn"``.
@@ -312,7 +324,8 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         lr: Adam learning rate (both stages).
         weight_decay: Adam weight decay.
         batch_size: Graphs per step (both stages).
-        val_fraction: Share held out for early stopping of the joint stage (0: none).
+        val_fraction: Share held out for early stopping of the joint stage (0, or a slice
+            of fewer than 5 architectures: no early stopping).
         patience: Epochs without held-out improvement before stopping.
         random_state: Seed of sampling, initialisation, batch order and split.
         space: Search space of the architectures.
@@ -325,7 +338,7 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         latent: int = 16,
         layers: int = 3,
         pretrain: bool = True,
-        pretrain_archs: int = 1000,
+        pretrain_archs: int = 500,
         pretrain_epochs: int = 20,
         recon_weight: float = 0.5,
         epochs: int = 200,
@@ -379,22 +392,22 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         graphs = _graphs(archs, space)
         rng = np.random.default_rng(self.random_state)
         unlabelled = [space.sample(rng) for _ in range(self.pretrain_archs)] if self.pretrain else []
+        # Drawn before anything that depends on the labelled data: the pre-training (and its
+        # cache entry) is then a function of the hyper-parameters and random_state alone.
+        seed = int(rng.integers(0, 2**31 - 1))
         train_pos, val_pos = holdout_split(len(archs), self.val_fraction, rng)
         train_pos_t = torch.as_tensor(train_pos)
         num_types = len(space.graph(archs[0]).type_names)
-        with seeded_torch(int(rng.integers(0, 2**31 - 1))) as gen:
-            net = GraphAutoEncoderNet(graphs[0].num_node_features, self.hidden, self.latent, self.layers, self.conv, num_types)
+        with seeded_torch(seed) as gen:
+            net = GraphAutoEncoderNet(
+                graphs[0].num_node_features, self.hidden, self.latent, self.layers, self.conv, num_types,
+                max_nodes=space.graph(archs[0]).num_nodes,
+            )
             if self.pretrain:
-                pool = _graphs(unlabelled, space)
-
-                def recon_loss(idx: torch.Tensor) -> torch.Tensor:
-                    batch = _collate(pool, idx)
-                    return net.reconstruction_loss(net.encode(batch), batch)
-
-                train_early_stopping(
-                    net, recon_loss, len(pool), epochs=self.pretrain_epochs, batch_size=self.batch_size,
-                    lr=self.lr, weight_decay=self.weight_decay, generator=gen,
-                )
+                self._pretrain(net, unlabelled, gen, space)
+            # The joint stage draws from its own generator, so its batches are the same
+            # whether the pre-trained weights were computed or found in the cache.
+            joint_gen = torch.Generator().manual_seed(seed + 2)
 
             def joint_loss(idx: torch.Tensor) -> torch.Tensor:
                 pos = train_pos_t[idx]
@@ -414,10 +427,40 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
 
             self.n_epochs_ = train_early_stopping(
                 net, joint_loss, len(train_pos), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                weight_decay=self.weight_decay, generator=gen, val_loss=val_loss, patience=self.patience,
+                weight_decay=self.weight_decay, generator=joint_gen, val_loss=val_loss, patience=self.patience,
             )
         self.model_ = net
         return self
+
+    def _pretrain(self, net, unlabelled: list[Arch], gen, space: SearchSpace) -> None:  # type: ignore[no-untyped-def]
+        """Unsupervised pre-training on ``unlabelled`` (reconstruction only), cached per process.
+
+        Pre-training depends only on the settings below and the seed, not on the labelled
+        data, so fits that share them (e.g. the training sizes of one harness trial) reuse it.
+        """
+        import copy
+
+        from predictors._training import train_early_stopping
+
+        key = (space.name, self.conv, self.hidden, self.latent, self.layers, self.pretrain_archs,
+               self.pretrain_epochs, self.lr, self.weight_decay, self.batch_size, self.random_state)
+        state = _PRETRAINED.get(key)
+        if state is not None:
+            net.load_state_dict(state)
+            return
+        pool = _graphs(unlabelled, space)
+
+        def recon_loss(idx):  # type: ignore[no-untyped-def]
+            batch = _collate(pool, idx)
+            return net.reconstruction_loss(net.encode(batch), batch)
+
+        train_early_stopping(
+            net, recon_loss, len(pool), epochs=self.pretrain_epochs, batch_size=self.batch_size,
+            lr=self.lr, weight_decay=self.weight_decay, generator=gen,
+        )
+        if len(_PRETRAINED) >= _PRETRAINED_MAX:
+            _PRETRAINED.pop(next(iter(_PRETRAINED)))
+        _PRETRAINED[key] = copy.deepcopy(net.state_dict())
 
     def transform(self, archs: Sequence[Any]) -> np.ndarray:
         """The learned architecture embeddings (mean of the node latents).

@@ -32,6 +32,91 @@ def _weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
 
 
+DATA_PROXIES = ("naswot", "jacob_cov", "snip", "grad_norm")
+"""The proxies computed from one forward pass on the minibatch (see :func:`minibatch_scores`)."""
+
+
+def minibatch_scores(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None, proxies: tuple[str, ...] = DATA_PROXIES
+) -> dict[str, float]:
+    """The data-dependent proxies of ``proxies`` from a single forward pass.
+
+    One forward pass records NASWOT's activation codes; the cross-entropy gradient gives
+    SNIP and grad-norm, and the gradient of the summed outputs with respect to the
+    inputs gives the Jacobian covariance. Sharing the forward pass (batch norms use the
+    same batch statistics either way) halves the cost of computing them one by one.
+
+    Args:
+        model: The untrained classifier, run in its current mode (train mode: batch norms
+            use batch statistics, as in the papers).
+        inputs: One minibatch. Shapes: ``(B, C, H, W)``.
+        targets: Class labels, needed for ``snip`` and ``grad_norm``. Shapes: ``(B,)``.
+        proxies: Names among :data:`DATA_PROXIES`.
+
+    Returns:
+        ``{name: score}`` for the requested names.
+    """
+    want = set(proxies)
+    unknown = want - set(DATA_PROXIES)
+    if unknown:
+        raise ValueError(f"minibatch_scores computes {DATA_PROXIES}; got {sorted(unknown)}")
+    if want & {"snip", "grad_norm"} and targets is None:
+        raise ValueError("snip and grad_norm need the minibatch's targets")
+    kernel = torch.zeros(inputs.shape[0], inputs.shape[0], dtype=torch.float64)
+
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        # relu(x) > 0 exactly when x > 0, so the output gives the code even for in-place ReLUs.
+        codes = (output.detach() > 0).flatten(1).to(torch.float32)
+        # (1-c)(1-c)^T = D - r_i - r_j + c c^T with r the active counts: one matrix product
+        # instead of two. Entries are integers below 2^24, so float32 products are exact.
+        gram = (codes @ codes.t()).to(torch.float64)
+        active = codes.sum(dim=1, dtype=torch.float64)
+        kernel.add_(2.0 * gram - active.unsqueeze(0) - active.unsqueeze(1) + codes.shape[1])
+
+    handles = []
+    if "naswot" in want:
+        handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+    need_grad = bool(want - {"naswot"})
+    x = inputs.detach().clone().requires_grad_("jacob_cov" in want)
+    try:
+        with torch.set_grad_enabled(need_grad):
+            out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    scores: dict[str, float] = {}
+    if "naswot" in want:
+        sign, logdet = torch.linalg.slogdet(kernel)
+        scores["naswot"] = float(logdet) if float(sign) > 0 else -math.inf
+    if want & {"snip", "grad_norm"}:
+        layers = [m for m in _weighted_layers(model) if m.weight.requires_grad]
+        loss = nn.functional.cross_entropy(out, targets)
+        grads = torch.autograd.grad(
+            loss, [m.weight for m in layers], retain_graph="jacob_cov" in want, allow_unused=True
+        )
+        snip = norm = 0.0
+        for layer, grad in zip(layers, grads):
+            if grad is not None:
+                snip += float((layer.weight.detach() * grad).abs().sum())
+                norm += float(grad.norm())
+        scores.update({k: v for k, v in (("snip", snip), ("grad_norm", norm)) if k in want})
+    if "jacob_cov" in want:
+        # A cell of only `none` edges cuts the output off from the input: no gradient at all.
+        grad_x = torch.autograd.grad(out.sum(), x, allow_unused=True)[0] if out.requires_grad else None
+        if grad_x is None:
+            scores["jacob_cov"] = -math.inf
+        else:
+            scores["jacob_cov"] = _jacobian_score(grad_x.detach().flatten(1).to(torch.float64).numpy())
+    return scores
+
+
+def _jacobian_score(jac: np.ndarray, eps: float = 1e-5) -> float:
+    if np.any(jac.std(axis=1) == 0):
+        return -math.inf
+    eig = np.linalg.eigvalsh(np.corrcoef(jac))
+    return float(-np.sum(np.log(eig + eps) + 1.0 / (eig + eps)))
+
+
 def naswot(model: nn.Module, inputs: torch.Tensor) -> float:
     """NASWOT score: log-determinant of the kernel of the ReLUs' binary activation codes.
 
@@ -48,54 +133,24 @@ def naswot(model: nn.Module, inputs: torch.Tensor) -> float:
     Returns:
         The log-determinant, ``-inf`` when ``K`` is singular.
     """
-    kernel = torch.zeros(inputs.shape[0], inputs.shape[0], dtype=torch.float64)
-
-    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        # relu(x) > 0 exactly when x > 0, so the output gives the code even for in-place ReLUs.
-        codes = (output.detach() > 0).flatten(1).to(torch.float32)
-        # (1-c)(1-c)^T = D - r_i - r_j + c c^T with r the active counts: one matrix product
-        # instead of two. Entries are integers below 2^24, so float32 products are exact.
-        gram = (codes @ codes.t()).to(torch.float64)
-        active = codes.sum(dim=1, dtype=torch.float64)
-        kernel.add_(2.0 * gram - active.unsqueeze(0) - active.unsqueeze(1) + codes.shape[1])
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    sign, logdet = torch.linalg.slogdet(kernel)
-    return float(logdet) if float(sign) > 0 else -math.inf
+    return minibatch_scores(model, inputs, None, ("naswot",))["naswot"]
 
 
-def jacob_cov(model: nn.Module, inputs: torch.Tensor, eps: float = 1e-5) -> float:
+def jacob_cov(model: nn.Module, inputs: torch.Tensor) -> float:
     """Jacobian-covariance score: how decorrelated the input Jacobians of a minibatch are.
 
     With ``J_i = d(sum of outputs)/d(input_i)`` flattened and ``Sigma`` the correlation
     matrix of the ``J_i`` with eigenvalues ``lambda``, the score is
-    ``-sum(log(lambda + eps) + 1 / (lambda + eps))`` (Mellor et al., 2020, v1).
+    ``-sum(log(lambda + 1e-5) + 1 / (lambda + 1e-5))`` (Mellor et al., 2020, v1).
 
     Args:
         model: The untrained network.
         inputs: One minibatch. Shapes: ``(B, C, H, W)``.
-        eps: Keeps the logarithm and the inverse finite.
 
     Returns:
         The score; ``-inf`` when a Jacobian is constant (e.g. the output ignores the input).
     """
-    x = inputs.detach().clone().requires_grad_(True)
-    model.zero_grad(set_to_none=True)
-    out = model(x)
-    out.backward(torch.ones_like(out))
-    jac = x.grad.detach().flatten(1).to(torch.float64).numpy()
-    model.zero_grad(set_to_none=True)
-    if np.any(jac.std(axis=1) == 0):
-        return -math.inf
-    corr = np.corrcoef(jac)
-    eig = np.linalg.eigvalsh(corr)
-    return float(-np.sum(np.log(eig + eps) + 1.0 / (eig + eps)))
+    return minibatch_scores(model, inputs, None, ("jacob_cov",))["jacob_cov"]
 
 
 def gradient_scores(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
@@ -113,19 +168,7 @@ def gradient_scores(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     Returns:
         ``{"snip": ..., "grad_norm": ...}``.
     """
-    model.zero_grad(set_to_none=True)
-    loss = nn.functional.cross_entropy(model(inputs), targets)
-    loss.backward()
-    snip = 0.0
-    norm = 0.0
-    for layer in _weighted_layers(model):
-        grad = layer.weight.grad
-        if grad is None:
-            continue
-        snip += float((layer.weight.detach() * grad).abs().sum())
-        norm += float(grad.norm())
-    model.zero_grad(set_to_none=True)
-    return {"snip": snip, "grad_norm": norm}
+    return minibatch_scores(model, inputs, targets, ("snip", "grad_norm"))
 
 
 def synflow(model: nn.Module, input_shape: tuple[int, ...]) -> float:

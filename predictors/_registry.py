@@ -23,7 +23,7 @@ PREDICTORS: Registry[Callable[..., ArchPredictor]] = Registry("predictor")
 HYBRID_PROXIES: tuple[str, ...] = ("naswot", "jacob_cov", "synflow", "snip", "grad_norm", "params", "flops")
 """Zero-cost features of the hybrid predictors (NAS-Bench-Suite-Zero style)."""
 
-HAAP_SAMPLES = 10
+HAAP_SAMPLES = 5
 """Homogeneous representations added per architecture by the registered HAAP variants."""
 
 

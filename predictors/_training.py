@@ -29,15 +29,17 @@ def seeded_torch(seed: int) -> Iterator[torch.Generator]:
         yield torch.Generator().manual_seed(seed + 1)
 
 
-def holdout_split(n: int, val_fraction: float, rng: np.random.Generator, min_train: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    n: int, val_fraction: float, rng: np.random.Generator, min_val: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """Split ``range(n)`` into training and early-stopping positions.
 
-    The held-out slice has ``round(val_fraction * n)`` (at least 1) positions, unless
-    ``val_fraction`` is 0 or fewer than ``min_train`` positions would remain for training;
-    then it is empty and training runs for all epochs.
+    The held-out slice has ``round(val_fraction * n)`` positions. When that is fewer than
+    ``min_val`` (or ``val_fraction`` is 0) it is empty and training runs for all epochs:
+    stopping on the loss of one or two architectures is noise, not a signal.
     """
-    n_val = 0 if val_fraction <= 0 else max(1, int(round(val_fraction * n)))
-    if n - n_val < min_train:
+    n_val = int(round(val_fraction * n)) if val_fraction > 0 else 0
+    if n_val < min_val or n - n_val < 1:
         n_val = 0
     perm = rng.permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])

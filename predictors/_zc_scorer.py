@@ -198,6 +198,7 @@ class ZeroCostScorer(BaseEstimator):
         try:
             with os.fdopen(fd, "w") as fh:
                 json.dump(payload, fh)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is meant to be shared
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -267,13 +268,9 @@ def score_architecture(
         )
     model.train()
     out: dict[str, float] = {}
-    if "naswot" in proxies:
-        out["naswot"] = _proxies.naswot(model, x)
-    if "jacob_cov" in proxies:
-        out["jacob_cov"] = _proxies.jacob_cov(model, x)
-    if "snip" in proxies or "grad_norm" in proxies:
-        grads = _proxies.gradient_scores(model, x, y)
-        out.update({k: v for k, v in grads.items() if k in proxies})
+    data_proxies = tuple(p for p in proxies if p in _proxies.DATA_PROXIES)
+    if data_proxies:
+        out.update(_proxies.minibatch_scores(model, x, y, data_proxies))
     if "synflow" in proxies:
         out["synflow"] = _proxies.synflow(model, tuple(x.shape[1:]))
     if "params" in proxies:

@@ -126,3 +126,20 @@ def test_malformed_arch_in_corrupt_table(capsys, tmp_path, nb201_path, monkeypat
     monkeypatch.setenv("EVONAS_NB201", str(bad))
     err = one_line_error(capsys, ["search", "--config", str(ROOT / "configs" / "nb201-rea.yaml"), "--run-dir", str(tmp_path / "x")])
     assert "line 2" in err and "must read from node 0" in err
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["predictors", "evaluate", "--config", str(ROOT / "configs" / "predictors-nb201.yaml"), "bogus=1"], "unknown key 'bogus'"),
+        (["predictors", "evaluate", "--config", str(ROOT / "configs" / "predictors-nb201.yaml"), "predictors=[oracle]"], "oracle"),
+        (["supernet", "train", "--config", str(ROOT / "configs" / "supernet-cifar10.yaml"), "bogus=1"], "unknown key 'bogus'"),
+        (["supernet", "rank", "/nonexistent/run"], "run directory '/nonexistent/run' does not exist"),
+        (["ensemble", "build", "--resume", "/nonexistent/run"], "'/nonexistent/run' does not exist"),
+    ],
+)
+def test_sub_commands_report_bad_input_on_one_line(capsys, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(capsys, argv)
+    assert fragment in err
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,300 @@
+"""Single-path supernet on CIFAR-10: uniform vs novelty sampling, ranked against NAS-Bench-201.
+
+For each sampler (same seed, same number of steps, same batches in the same order, run
+side by side as two Ray tasks of one CPU each) the script trains a supernet on the 25k
+training half of CIFAR-10 (the NAS-Bench-201 ``cifar10-valid`` split, real 32x32 images
+from ``../shared/data/images/cifar10-jpg.tar.gz``), runs the proxy-validation loop
+(architectures evaluated with inherited weights every few steps, GAE predictor fitted on
+them at the end), then reports:
+
+- Kendall tau between the supernet's validation accuracy (inherited weights, BatchNorm
+  re-estimated per architecture) and the table's 200-epoch ``cifar10-valid_valid_acc``,
+  over ``--archs`` random architectures the proxy loop never evaluated;
+- Kendall tau of the proxy predictor on the same (unseen) architectures;
+- the trivial baselines on the same architectures: parameter count, number of 3x3 convs;
+- distinct architectures trained, training throughput (path-images per second) against
+  training one fixed network of the same size (mean over random cells), and the share of
+  the training time spent sampling.
+
+Budget: the whole script is meant to finish within ``--budget-minutes`` (90) on 2 CPU
+cores when the machine is otherwise idle. Unless ``--steps`` is given, it measures the
+step time first and chooses the number of steps that fits the budget (printed). On a busy
+machine the same budget buys fewer steps. ``--quick`` is a reduced version (about 15
+minutes, fewer steps and architectures) for smoke tests.
+
+Usage: python benchmarks/supernet_nb201.py [--quick] [--budget-minutes 90] [--steps N]
+       [--archs 200] [--channels 8] [--cells 1] [--fair] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EVONAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DATA = SHARED / "images" / "cifar10-jpg.tar.gz"
+TABLE = SHARED / "nb201" / "nb201.csv.gz"
+SAMPLERS = ("uniform", "novelty")
+GAE_FIT_RESERVE_S = 180.0  # fitting the GAE predictor once per run (pre-training included)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="reduced run (~15 min): fewer steps and architectures")
+    p.add_argument("--budget-minutes", type=float, default=None, help="whole-script budget (default 90, quick 15)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per sampler (default: fit the budget)")
+    p.add_argument("--archs", type=int, default=None, help="architectures ranked (default 200, quick 60)")
+    p.add_argument("--channels", type=int, default=8, help="supernet C (default 8)")
+    p.add_argument("--cells", type=int, default=1, help="supernet N, cells per stage (default 1)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--fair", action="store_true", help="wrap both samplers in the fair sampler (FairNAS)")
+    p.add_argument("--bn-recalibration", action=argparse.BooleanOptionalAction, default=True,
+                   help="re-estimate BatchNorm statistics per architecture for the headline figure "
+                        "(default on; the other mode is reported too)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2, help="samplers trained at once (Ray tasks of one CPU)")
+    p.add_argument("--data", default=str(DATA), help="CIFAR-10 ImageFolder tar.gz")
+    p.add_argument("--table", default=str(TABLE), help="NAS-Bench-201 table (nb201.csv.gz)")
+    p.add_argument("--json", default=None, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    args.budget_minutes = args.budget_minutes or (15.0 if args.quick else 90.0)
+    args.archs = args.archs or (60 if args.quick else 200)
+    return args
+
+
+def run_config(args: argparse.Namespace, sampler: str, steps: int) -> dict[str, Any]:
+    """The raw config of one run (validated by SupernetRunConfig)."""
+    proxy_rounds = 4 if args.quick else 10
+    base = {"name": sampler, "params": {"warmup_steps": max(50, steps // 20)} if sampler == "novelty" else {}}
+    sampler_cfg = {"name": "fair", "params": {"base": base["name"], "base_params": base["params"]}} if args.fair else base
+    return {
+        "seed": args.seed,
+        "dataset": {"name": "imagefolder", "root": args.data, "val_fraction": 0.5},
+        "supernet": {"channels": args.channels, "cells_per_stage": args.cells},
+        "sampler": sampler_cfg,
+        "train": {
+            "steps": steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": min(200, steps // 10),
+            "grad_clip": 5.0, "device": "cpu", "num_threads": 1,
+        },
+        "evaluation": {
+            "bn_recalibration": args.bn_recalibration, "bn_batches": 2 if args.quick else 4,
+            "val_images": 1000, "batch_size": 250,
+        },
+        "proxy": {
+            "every": max(1, steps // proxy_rounds), "archs_per_round": 25 if args.quick else 30,
+            "final_round": True, "predictor": "gae",
+        },
+        "checkpoint_every": 10 ** 9,
+        "progress": False,
+    }
+
+
+class _Cycle:
+    """A sampler stand-in proposing the given architectures in turn (paired timing)."""
+
+    def __init__(self, archs: list[tuple[int, ...]]) -> None:
+        self.archs, self.i = archs, 0
+
+    def propose(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
+        arch = self.archs[self.i % len(self.archs)]
+        self.i += 1
+        return [arch]
+
+
+def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
+    """Seconds per supernet step and per architecture evaluation, and the paired throughput
+    of the supernet against training one fixed network of the same size.
+
+    The comparison is paired: for each of 8 random cells, a few supernet steps on that cell
+    and a few steps of its standalone network, on the same batches, interleaved so that
+    both see the same machine load.
+    """
+    import torch
+    from torch import nn
+
+    from evonas.config import from_dict
+    from evonas.models import NB201Network
+    from evonas.spaces import NB201Space
+    from evonas.supernet import SupernetRunConfig, SupernetTrainer
+
+    torch.set_num_threads(1)
+    config = from_dict(SupernetRunConfig, {**run_config(args, "uniform", 60), "proxy": {"every": 0}})
+    trainer = SupernetTrainer(config, splits=splits)
+    state = trainer.initial_state()
+    for _ in range(10):  # warm-up: first passes allocate
+        trainer._step(state)
+    t0, s0 = state.train_seconds, state.step
+    for _ in range(30):
+        trainer._step(state)
+    step_s = (state.train_seconds - t0) / (state.step - s0)
+    evaluator = trainer.evaluator()
+    space = NB201Space()
+    rng = np.random.default_rng(1)
+    t = time.perf_counter()
+    for _ in range(4):
+        evaluator.evaluate(space.sample(rng))
+    eval_s = (time.perf_counter() - t) / 4
+
+    super_s, fixed_s, images = 0.0, 0.0, 0
+    for _ in range(8):
+        arch = space.sample(rng)
+        state.sampler = _Cycle([arch])  # type: ignore[assignment]
+        net = NB201Network(arch, C=args.channels, N=args.cells, num_classes=10, in_channels=3)
+        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        for i in range(6):
+            before = state.train_seconds
+            trainer._step(state)
+            x, y = splits.train.batch(rng.choice(len(splits.train), args.batch_size, replace=False))
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(net(x), y).backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            if i >= 2:  # the first steps of a new network allocate
+                fixed_s += time.perf_counter() - start
+                super_s += state.train_seconds - before
+                images += args.batch_size
+    paths = 5 if args.fair else 1
+    return {
+        "step_s": step_s * paths, "eval_s": eval_s,
+        "fixed_img_s": images / fixed_s, "paired_super_img_s": images / super_s, "paired_ratio": fixed_s / super_s,
+    }
+
+
+def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict[str, Any]:
+    """One sampler: train, then rank ``num_archs`` architectures the proxy loop never saw."""
+    import torch
+
+    from evonas.config import from_dict
+    from evonas.spaces import NB201Space
+    from evonas.supernet import PredictorEvaluator, SupernetRunConfig, SupernetTrainer, rank_architectures
+    from evonas.tabular import NB201Table
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    config = from_dict(SupernetRunConfig, raw)
+    trainer = SupernetTrainer(config)
+    result = trainer.train()
+    trained_s = time.perf_counter() - start
+    seen = result.state.memory.archs()
+    space = NB201Space()
+    rng = np.random.default_rng([config.seed, 2024])
+    archs = []
+    for o in rng.permutation(space.size):
+        arch = space.from_ordinal(int(o))
+        if arch not in seen:
+            archs.append(arch)
+            if len(archs) == num_archs:
+                break
+    import dataclasses
+
+    from evonas.supernet._rank import tau
+
+    evaluator = trainer.evaluator()
+    evals = evaluator.evaluate_many(archs)
+    acc = [e.metrics["val_acc"] for e in evals]
+    other = trainer.evaluator()  # the other BatchNorm mode, to show what re-estimation does
+    other.config = dataclasses.replace(config.evaluation, bn_recalibration=not config.evaluation.bn_recalibration)
+    other_acc = [e.metrics["val_acc"] for e in other.evaluate_many(archs)]
+    proxy = None
+    if result.state.predictor is not None:
+        proxy = [e.metrics["proxy_val_loss"] for e in PredictorEvaluator(result.state.predictor).evaluate_many(archs)]
+    ranked = rank_architectures(archs, NB201Table.load(table_path), acc, proxy)
+    ranked.taus["supernet_loss"] = tau([-e.metrics["val_loss"] for e in evals], ranked.truth)
+    ranked.taus["supernet_other_bn"] = tau(other_acc, ranked.truth)
+    return {
+        "sampler": raw["sampler"],
+        "summary": result.summary,
+        "taus": ranked.taus,
+        "num_archs": len(archs),
+        "mean_val_acc": float(np.mean(acc)),
+        "train_minutes": trained_s / 60,
+        "total_minutes": (time.perf_counter() - start) / 60,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    script_start = time.perf_counter()
+    for path in (args.data, args.table):
+        if not Path(path).exists():
+            print(f"missing {path}; see ../shared/data/README.md", file=sys.stderr)
+            return 2
+    from evonas.data import DatasetConfig
+    from evonas.executors._ray import init_local_ray, ray
+
+    dataset = DatasetConfig(name="imagefolder", root=args.data, val_fraction=0.5)
+    splits = dataset.load()  # decodes the JPEGs into the cache on the first run (~1 min)
+    print(f"CIFAR-10: {len(splits.train)} training / {len(splits.val)} validation images (32x32)", flush=True)
+    cal = calibrate(args, splits)
+    elapsed = time.perf_counter() - script_start
+    rounds = 4 if args.quick else 10
+    per_run_eval_s = cal["eval_s"] * (2 * args.archs + rounds * (25 if args.quick else 30) + 30) + GAE_FIT_RESERVE_S
+    waves = math.ceil(len(SAMPLERS) / max(1, min(args.jobs, len(SAMPLERS))))
+    budget_s = args.budget_minutes * 60 - elapsed - 60  # a minute for Ray start-up and the report
+    steps = args.steps or max(100, int(0.85 * (budget_s / waves - per_run_eval_s) / cal["step_s"]))
+    print(
+        f"calibration: {cal['step_s']:.3f} s/step, {cal['eval_s']:.2f} s/architecture evaluation; "
+        f"paired on the same cells and batches: supernet {cal['paired_super_img_s']:.0f} img/s, fixed network "
+        f"{cal['fixed_img_s']:.0f} img/s ({cal['paired_ratio']:.2f}x) -> {steps} steps per sampler "
+        f"({steps * args.batch_size / len(splits.train):.1f} epochs), budget {args.budget_minutes:.0f} min",
+        flush=True,
+    )
+
+    init_local_ray(num_cpus=max(1, args.jobs))
+    try:
+        task = ray.remote(train_and_rank).options(num_cpus=1, max_retries=0)
+        refs = [task.remote(run_config(args, s, steps), args.archs, args.table) for s in SAMPLERS]
+        results = ray.get(refs)
+    finally:
+        ray.shutdown()
+
+    print()
+    print(f"Single-path supernet C={args.channels}, N={args.cells}, {steps} steps of {args.batch_size} "
+          f"({'fair, ' if args.fair else ''}seed {args.seed}); Kendall tau vs NAS-Bench-201 "
+          f"cifar10-valid_valid_acc (200 epochs) over {results[0]['num_archs']} random architectures "
+          "the proxy loop never evaluated")
+    other = "BN re-est." if not args.bn_recalibration else "no re-est."
+    print(f"columns: supernet = val_acc with inherited weights ({'with' if args.bn_recalibration else 'without'} "
+          f"BatchNorm re-estimation); -loss = the same by validation loss; {other} = val_acc in the other "
+          "BatchNorm mode; proxy = GAE predictor trained on the proxy loop's losses")
+    header = (f"{'sampler':<9} {'supernet':>8} {'-loss':>7} {other:>10} {'proxy':>7} {'params':>7} {'#3x3':>7} "
+              f"{'distinct':>9} {'img/s':>7} {'sampling':>9} {'minutes':>8}")
+    print(header)
+    print("-" * len(header))
+    for name, r in zip(SAMPLERS, results):
+        s, t = r["summary"], r["taus"]
+        print(
+            f"{name:<9} {t['supernet']:>+8.3f} {t['supernet_loss']:>+7.3f} {t['supernet_other_bn']:>+10.3f} "
+            f"{t.get('proxy', float('nan')):>+7.3f} {t['params']:>+7.3f} "
+            f"{t['conv3x3']:>+7.3f} {s['distinct_archs']:>9d} {s['throughput_img_s']:>7.0f} "
+            f"{100 * s['sampling_overhead']:>8.2f}% "
+            f"{r['total_minutes']:>8.1f}"
+        )
+    total = (time.perf_counter() - script_start) / 60
+    print(f"\nthroughput against one fixed network of the same size (paired: same cells, same batches, "
+          f"interleaved): supernet {cal['paired_super_img_s']:.0f} img/s vs fixed {cal['fixed_img_s']:.0f} img/s "
+          f"= {cal['paired_ratio']:.2f}x; img/s above = path-images per second during the runs (both samplers "
+          f"in parallel); whole script {total:.1f} min")
+    print("targets: supernet tau >= 0.40; proxy above the params baseline; novelty not worse than uniform; "
+          "sampling overhead <= 10%")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"args": vars(args), "steps": steps, "calibration": cal, "results": results, "minutes": total},
+            indent=2, default=float,
+        ))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
