@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-for _key, _value in {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AUTH_MODE": "disabled",
-}.items():
-    os.environ.setdefault(_key, _value)
-
+# tests/conftest.py sets Ray's loopback environment before anything imports Ray.
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
