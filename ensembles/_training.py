@@ -27,7 +27,7 @@ from evonas.errors import ConfigError, DataError
 from evonas.evaluation import Evaluation
 from evonas.models import NB201Network
 from evonas.spaces import Arch, NB201Space
-from evonas.training import TrainConfig, evaluate_model, seeded_model, select_device, train_model
+from evonas.training import TrainConfig, seeded_model, train_model
 
 CHECKPOINT_FILE = "model.pt"
 """Name of a member's checkpoint (its ``state_dict``) inside its directory."""
@@ -105,21 +105,10 @@ class MemberTrainer:
         arch = self.space.validate(arch)
         splits = _load_splits(self.dataset)
         model = self.build_network(arch, splits.num_classes, splits.in_channels, seed)
-        result = train_model(model, splits, self.train, seed)
-        device = select_device(self.train.device)
-        amp = self.train.amp is True or (self.train.amp == "auto" and device.type == "cuda")
-        outputs: dict[str, Any] = {}
-        threads = torch.get_num_threads()
-        if self.train.num_threads is not None:
-            torch.set_num_threads(self.train.num_threads)
-        try:
-            for split in ("val", "test"):
-                loader = splits.loader(split, self.train.eval_batch_size, shuffle=False)
-                ev = evaluate_model(model, loader, device, amp=amp, return_logits=True)
-                outputs[split] = ev
-        finally:
-            torch.set_num_threads(threads)
-        val, test = outputs["val"], outputs["test"]
+        # The final validation and test passes of training keep their logits: no second pass.
+        result = train_model(model, splits, self.train, seed, return_logits=True)
+        val, test = result.val_eval, result.test_eval
+        assert val is not None and test is not None and val.logits is not None and test.logits is not None
         return Evaluation(
             metrics={
                 "val_acc": val.acc,

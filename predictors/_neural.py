@@ -308,8 +308,11 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
     reconstruct says which ops are connected. The auto-encoder is first pre-trained
     without labels on architectures sampled from the space (pre-training is cached per
     process and seed), then trained jointly with a regression head on the labelled ones
-    with loss ``recon_weight * reconstruction + MSE``. The target is typically a (proxy)
-    validation loss, but any scalar works: targets are standardised.
+    with loss ``recon_weight * reconstruction + MSE``. With ``semi_supervised`` (and
+    pre-training) the joint stage is semi-supervised as in the paper: every step's
+    reconstruction term also covers a batch of the unlabelled architectures, which keeps
+    the embedding organised by structure while the few labels shape the head. The target
+    is typically a (proxy) validation loss, but any scalar works: targets are standardised.
 
     Args:
         conv: ``"gin"`` or ``"gcn"``.
@@ -320,6 +323,8 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         pretrain_archs: Unlabelled architectures sampled (seeded) for pre-training.
         pretrain_epochs: Epochs of pre-training.
         recon_weight: Weight of the reconstruction loss in the joint stage.
+        semi_supervised: With ``pretrain``, also reconstruct a batch of the unlabelled
+            architectures at every joint step (ignored without pre-training).
         epochs: Most epochs of the joint stage.
         lr: Adam learning rate (both stages).
         weight_decay: Adam weight decay.
@@ -340,7 +345,8 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         pretrain: bool = True,
         pretrain_archs: int = 500,
         pretrain_epochs: int = 20,
-        recon_weight: float = 0.5,
+        recon_weight: float = 2.0,
+        semi_supervised: bool = True,
         epochs: int = 200,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
@@ -358,6 +364,7 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         self.pretrain_archs = pretrain_archs
         self.pretrain_epochs = pretrain_epochs
         self.recon_weight = recon_weight
+        self.semi_supervised = semi_supervised
         self.epochs = epochs
         self.lr = lr
         self.weight_decay = weight_decay
@@ -377,6 +384,7 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         check_int(self, "pretrain_archs", self.pretrain_archs, 1)
         check_int(self, "pretrain_epochs", self.pretrain_epochs, 1)
         check_float(self, "recon_weight", self.recon_weight, 0.0)
+        check_choice(self, "semi_supervised", self.semi_supervised, (True, False))
 
     def fit(self, archs: Sequence[Any], y: Any) -> GAEPredictor:
         """Pre-train (optionally), then train jointly on labelled architectures; return ``self``."""
@@ -403,18 +411,24 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
                 graphs[0].num_node_features, self.hidden, self.latent, self.layers, self.conv, num_types,
                 max_nodes=space.graph(archs[0]).num_nodes,
             )
+            pool = _graphs(unlabelled, space) if self.pretrain else []
             if self.pretrain:
-                self._pretrain(net, unlabelled, gen, space)
+                self._pretrain(net, pool, gen, space)
             # The joint stage draws from its own generator, so its batches are the same
             # whether the pre-trained weights were computed or found in the cache.
             joint_gen = torch.Generator().manual_seed(seed + 2)
+            semi = bool(self.semi_supervised and pool)
 
             def joint_loss(idx: torch.Tensor) -> torch.Tensor:
                 pos = train_pos_t[idx]
                 batch = _collate(graphs, pos)
                 z = net.encode(batch)
                 mse = torch.mean((net.regress(net.embed(z, batch.batch)) - ys[pos]) ** 2)
-                return self.recon_weight * net.reconstruction_loss(z, batch) + mse
+                recon = net.reconstruction_loss(z, batch)
+                if semi:
+                    extra = _collate(pool, torch.randint(len(pool), (self.batch_size,), generator=joint_gen))
+                    recon = (recon + net.reconstruction_loss(net.encode(extra), extra)) / 2
+                return self.recon_weight * recon + mse
 
             val_loss = None
             if len(val_pos):
@@ -432,8 +446,8 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         self.model_ = net
         return self
 
-    def _pretrain(self, net, unlabelled: list[Arch], gen, space: SearchSpace) -> None:  # type: ignore[no-untyped-def]
-        """Unsupervised pre-training on ``unlabelled`` (reconstruction only), cached per process.
+    def _pretrain(self, net, pool: list, gen, space: SearchSpace) -> None:  # type: ignore[no-untyped-def]
+        """Unsupervised pre-training on the graphs ``pool`` (reconstruction only), cached per process.
 
         Pre-training depends only on the settings below and the seed, not on the labelled
         data, so fits that share them (e.g. the training sizes of one harness trial) reuse it.
@@ -448,7 +462,6 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         if state is not None:
             net.load_state_dict(state)
             return
-        pool = _graphs(unlabelled, space)
 
         def recon_loss(idx):  # type: ignore[no-untyped-def]
             batch = _collate(pool, idx)

@@ -248,3 +248,52 @@ def test_evaluator_components_for_search_configs(tmp_path):
     bare, _ = start_training(None, TINY, run_dir=tmp_path / "bare")
     with pytest.raises(RunDirError, match="has no proxy predictor; train it with proxy.every > 0"):
         build_proxy_evaluator(ProxyEvaluatorConfig(str(bare)))
+
+
+
+def test_search_configs_use_a_supernet_run_as_evaluator(tmp_path):
+    """``evaluator: {name: proxy | supernet}`` in an ``evonas search`` config, with the
+    neighbourhood-aware fitness scoring every neighbour through the proxy predictor."""
+    import yaml
+
+    from evonas.evaluation import EVALUATORS
+    from evonas.search import start_search
+
+    assert {"supernet", "proxy"} <= set(EVALUATORS.names())
+    path, _ = start_training(None, TINY + PROXY, run_dir=tmp_path / "r")
+
+    def config(evaluator: str, run_dir: Path, objective: str, fitness: str, evaluations: int) -> Path:
+        cfg = {
+            "seed": 0,
+            "evaluator": {"name": evaluator, "params": {"run_dir": str(run_dir)}},
+            "fitness": {"name": fitness, "objectives": [{"metric": objective, "direction": "min"}]},
+            "strategy": {"name": "rea", "params": {"population_size": 4, "tournament_size": 2}},
+            "budget": {"evaluations": evaluations},
+            "progress": False,
+        }
+        file = tmp_path / f"{evaluator}-{fitness}.yaml"
+        file.write_text(yaml.safe_dump(cfg))
+        return file
+
+    def scored(run: Path) -> list[dict]:
+        records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        return [r for r in records if r["type"] == "eval"]
+
+    shipped = ROOT / "configs" / "supernet-na-rea.yaml"
+    overrides = [f"evaluator.params.run_dir={path}", "budget.evaluations=80", "progress=false"]
+    result = start_search(shipped, overrides, run_dir=tmp_path / "na")
+    evals = scored(tmp_path / "na")
+    assert len(evals) >= 25 and result.summary["best"]["arch"].startswith("|")  # a cell and its 24 neighbours
+    predictor = load_predictor(path)
+    for r in evals[:5]:
+        expected = predictor.evaluate(tuple(r["arch"])).metrics["proxy_val_loss"]
+        assert r["evaluation"]["metrics"]["proxy_val_loss"] == pytest.approx(expected)
+
+    start_search(config("supernet", path, "val_loss", "plain", 6), run_dir=tmp_path / "sn")
+    evals = scored(tmp_path / "sn")
+    assert len(evals) == 6
+    assert all(0.0 <= r["evaluation"]["metrics"]["val_acc"] <= 100.0 for r in evals)
+
+    with pytest.raises(RunDirError):
+        start_search(config("proxy", tmp_path / "missing", "proxy_val_loss", "plain", 4), run_dir=tmp_path / "never")
+    assert not (tmp_path / "never").exists()

@@ -43,6 +43,7 @@ def _net(seed: int, splits: DataSplits, arch=GOOD, C: int = 4) -> NB201Network:
     ({"amp": "yes"}, "invalid value 'yes' for train.amp; valid values: 'auto', true, false"),
     ({"num_workers": -1}, "train.num_workers must be a non-negative integer; got -1"),
     ({"num_threads": 0}, "train.num_threads must be a positive integer or unset; got 0"),
+    ({"val_every": 0}, "train.val_every must be a positive integer; got 0"),
 ])
 def test_train_config_rejects_bad_values(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -112,6 +113,31 @@ def test_training_on_digits_reaches_high_accuracy():
     result = train_model(_net(0, splits, C=8), splits, cfg, seed=0)
     assert result.test_acc > 90.0 and result.val_acc > 90.0
     assert result.curves["train_loss"][-1] < result.curves["train_loss"][0]
+
+
+def test_val_every_skips_epochs_but_always_evaluates_the_last(digits):
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, device="cpu", val_every=2)
+    result = train_model(_net(0, digits), digits, cfg, seed=0)
+    val = result.curves["val_acc"]
+    assert math.isnan(val[0]) and not math.isnan(val[1]) and not math.isnan(val[2])
+    assert result.val_acc == val[2]
+    # Skipping validation passes does not change the training itself.
+    every = train_model(_net(0, digits), digits, TrainConfig(epochs=3, batch_size=32, lr=0.05, device="cpu"), seed=0)
+    assert every.curves["train_loss"] == result.curves["train_loss"]
+    assert every.val_acc == result.val_acc and every.test_acc == result.test_acc
+
+
+def test_return_logits_keeps_the_final_passes(digits):
+    model = _net(0, digits)
+    result = train_model(model, digits, TINY, seed=0, return_logits=True)
+    for ev, split, acc in ((result.val_eval, "val", result.val_acc), (result.test_eval, "test", result.test_acc)):
+        assert ev is not None and ev.logits is not None
+        assert ev.logits.shape == (len(getattr(digits, split)), 10)
+        assert 100.0 * float((ev.logits.argmax(1) == ev.targets).float().mean()) == pytest.approx(acc)
+        again = evaluate_model(model, digits.loader(split, 256, shuffle=False), "cpu", return_logits=True)
+        torch.testing.assert_close(ev.logits, again.logits)
+    plain = train_model(_net(0, digits), digits, TINY, seed=0)
+    assert plain.test_eval is not None and plain.test_eval.logits is None
 
 
 def test_divergence_stops_training(digits):

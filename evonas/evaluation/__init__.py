@@ -17,6 +17,14 @@ EVALUATORS.register("tabular")(
 EVALUATORS.register("training")(
     Component("evonas.evaluation._training:TrainingEvaluatorConfig", "evonas.evaluation._factories:build_training")
 )
+# A finished ``evonas supernet train`` run: inherited weights, or its proxy predictor.
+EVALUATORS.register("supernet")(
+    Component("evonas.supernet._components:SupernetEvaluatorConfig",
+              "evonas.supernet._components:build_supernet_evaluator")
+)
+EVALUATORS.register("proxy")(
+    Component("evonas.supernet._components:ProxyEvaluatorConfig", "evonas.supernet._components:build_proxy_evaluator")
+)
 
 
 def __getattr__(name: str) -> object:

@@ -54,6 +54,9 @@ class TrainConfig:
         num_workers: DataLoader worker processes (0: load in the training process, best
             for in-memory datasets).
         eval_batch_size: Batch size of validation and test passes.
+        val_every: Evaluate on the validation split every this many epochs; the last
+            epoch is always evaluated (curves hold NaN for the epochs in between). Raise
+            it when only the final model matters, e.g. ensemble members.
         num_threads: torch's intra-op CPU threads while training (restored afterwards);
             None keeps torch's setting (all cores). The default 1 suits NAS-Bench-201-sized
             networks on small images, which gain little from intra-op parallelism and slow
@@ -78,10 +81,11 @@ class TrainConfig:
     channels_last: Literal["auto"] | bool = "auto"
     num_workers: int = 0
     eval_batch_size: int = 256
+    val_every: int = 1
     num_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "eval_batch_size"):
+        for key in ("epochs", "batch_size", "eval_batch_size", "val_every"):
             _check_int(key, getattr(self, key), minimum=1)
         _check_int("num_workers", self.num_workers, minimum=0)
         if self.num_threads is not None:
@@ -151,7 +155,8 @@ class TrainResult:
     Attributes:
         curves: Per-epoch lists ``train_loss``, ``train_acc`` (running values over the
             epoch, on augmented data), ``val_loss``, ``val_acc`` (after the epoch; NaN when
-            there is no validation split) and ``lr`` (at the epoch's first step).
+            there is no validation split or the epoch was skipped by ``val_every``) and
+            ``lr`` (at the epoch's first step).
         train_loss: Training loss of the last epoch.
         train_acc: Training accuracy of the last epoch, in percent.
         val_loss: Validation loss after the last epoch.
@@ -163,6 +168,9 @@ class TrainResult:
         wall_time_s: Wall-clock seconds of training and evaluation.
         num_params: Parameters of the model.
         device: The device trained on, e.g. ``"cpu"`` or ``"cuda:0"``.
+        val_eval: The final validation pass (with logits and labels when
+            :func:`train_model` was asked for them), or None.
+        test_eval: The same for the test pass.
     """
 
     curves: dict[str, list[float]]
@@ -177,6 +185,8 @@ class TrainResult:
     wall_time_s: float
     num_params: int
     device: str
+    val_eval: EvalResult | None = None
+    test_eval: EvalResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of all fields."""
@@ -293,6 +303,7 @@ def train_model(
     config: TrainConfig,
     seed: int,
     progress: bool = False,
+    return_logits: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place on ``splits.train``; evaluate on ``val`` every epoch and on ``test`` at the end.
 
@@ -306,6 +317,8 @@ def train_model(
         config: Optimiser, schedule and device settings.
         seed: Seed of shuffling, augmentation and any other random draw during training.
         progress: Show a tqdm bar over epochs.
+        return_logits: Keep the logits and labels of the final validation and test passes
+            in ``val_eval`` and ``test_eval`` (saves a second pass when they are needed).
 
     Raises:
         ConfigError: The configured device is not available.
@@ -316,7 +329,7 @@ def train_model(
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train(model, splits, config, seed, progress, device, start)
+        return _train(model, splits, config, seed, progress, device, start, return_logits)
     finally:
         torch.set_num_threads(threads)
 
@@ -329,6 +342,7 @@ def _train(
     progress: bool,
     device: torch.device,
     start: float,
+    return_logits: bool = False,
 ) -> TrainResult:
     use_amp = _resolve(config.amp, device)
     use_cl = _resolve(config.channels_last, device)
@@ -356,6 +370,7 @@ def _train(
     curves: dict[str, list[float]] = {k: [] for k in CURVES}
     evaluate = dict(amp=use_amp, channels_last=use_cl)
     diverged = False
+    val = None
 
     bar = None
     if progress:
@@ -364,7 +379,7 @@ def _train(
         bar = tqdm(total=config.epochs, desc="train", unit="epoch")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for _ in range(config.epochs):
+        for epoch in range(1, config.epochs + 1):
             curves["lr"].append(optimizer.param_groups[0]["lr"])
             model.train()
             total_loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -390,18 +405,23 @@ def _train(
             train_loss = float(total_loss) / count
             curves["train_loss"].append(train_loss)
             curves["train_acc"].append(100.0 * float(correct) / count)
-            val = evaluate_model(model, val_loader, device, **evaluate)
-            curves["val_loss"].append(val.loss)
-            curves["val_acc"].append(val.acc)
+            diverged = not math.isfinite(train_loss)
+            last = diverged or epoch == config.epochs
+            if last or epoch % config.val_every == 0:
+                val = evaluate_model(model, val_loader, device, return_logits=return_logits and last, **evaluate)
+                curves["val_loss"].append(val.loss)
+                curves["val_acc"].append(val.acc)
+            else:
+                curves["val_loss"].append(float("nan"))
+                curves["val_acc"].append(float("nan"))
             if bar is not None:
-                bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val.acc:.2f}")
+                bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{curves['val_acc'][-1]:.2f}")
                 bar.update(1)
-            if not math.isfinite(train_loss):
-                diverged = True
+            if diverged:
                 break
     if bar is not None:
         bar.close()
-    test = evaluate_model(model, test_loader, device, **evaluate)
+    test = evaluate_model(model, test_loader, device, return_logits=return_logits, **evaluate)
     model.eval()
     return TrainResult(
         curves=curves,
@@ -416,4 +436,6 @@ def _train(
         wall_time_s=time.perf_counter() - start,
         num_params=count_parameters(model),
         device=str(device),
+        val_eval=val,
+        test_eval=test,
     )
