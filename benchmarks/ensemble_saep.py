@@ -16,7 +16,7 @@ Usage::
     python benchmarks/ensemble_saep.py [--run-dir DIR] [--config PATH] [key.sub=value ...]
     python benchmarks/ensemble_saep.py --resume DIR      # continue an interrupted run
 
-Takes about 15-30 minutes on two CPU cores. The run directory keeps the members, the
+Takes about 10 minutes on two idle CPU cores (measured: 10.1 min; longer on a busy machine). The run directory keeps the members, the
 report (``report.md``), the tables and the figures; a second invocation with ``--resume``
 on a finished run re-evaluates the saved members without training.
 """

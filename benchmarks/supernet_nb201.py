@@ -22,6 +22,10 @@ step time first and chooses the number of steps that fits the budget (printed). 
 machine the same budget buys fewer steps. ``--quick`` is a reduced version (about 15
 minutes, fewer steps and architectures) for smoke tests.
 
+With ``--json`` the file also holds, per sampler, the ranked architectures with every
+score and the proxy loop's (architecture, validation loss) memory, so predictors can be
+refitted on the supernet's losses without training again.
+
 Usage: python benchmarks/supernet_nb201.py [--quick] [--budget-minutes 90] [--steps N]
        [--archs 200] [--channels 8] [--cells 1] [--fair] [--json PATH]
 """
@@ -212,10 +216,15 @@ def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict
     ranked = rank_architectures(archs, NB201Table.load(table_path), acc, proxy)
     ranked.taus["supernet_loss"] = tau([-e.metrics["val_loss"] for e in evals], ranked.truth)
     ranked.taus["supernet_other_bn"] = tau(other_acc, ranked.truth)
+    # Everything needed to study the ranking or refit the proxy predictor without retraining.
+    ranked.scores["supernet_loss"] = [-e.metrics["val_loss"] for e in evals]
+    ranked.scores["supernet_other_bn"] = list(other_acc)
     return {
         "sampler": raw["sampler"],
         "summary": result.summary,
         "taus": ranked.taus,
+        "ranked": {"archs": [list(a) for a in archs], "truth": ranked.truth, "scores": ranked.scores},
+        "proxy_memory": [[list(a), float(v)] for a, v in result.state.memory.pairs()],
         "num_archs": len(archs),
         "mean_val_acc": float(np.mean(acc)),
         "train_minutes": trained_s / 60,
