@@ -57,7 +57,7 @@ def one_line_error(capsys, argv):
         ("strategy.name=cmaes", "unknown strategy 'cmaes'; valid choices: nsga2, random, rea"),
         ("budget.evaluations=-1", "budget.evaluations must be >= 1; got -1"),
         ("evaluator.params.metric=acc", "unknown NAS-Bench-201 metric 'acc'; valid choices: "),
-        ("evaluator.name=surrogate", "unknown evaluator 'surrogate'; valid choices: tabular, training"),
+        ("evaluator.name=surrogate", "unknown evaluator 'surrogate'; valid choices: proxy, supernet, tabular, training"),
         ("evaluator.params.path=/nonexistent/nb201.csv.gz", "'/nonexistent/nb201.csv.gz' does not exist"),
         ("fitness.params.aggregate=avg", "unknown key 'fitness.params.aggregate'"),
         ("fitness.name=neighbourhood", "objective metric"),
