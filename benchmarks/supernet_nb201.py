@@ -177,11 +177,14 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
 
 def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict[str, Any]:
     """One sampler: train, then rank ``num_archs`` architectures the proxy loop never saw."""
+    import dataclasses
+
     import torch
 
     from evonas.config import from_dict
     from evonas.spaces import NB201Space
     from evonas.supernet import PredictorEvaluator, SupernetRunConfig, SupernetTrainer, rank_architectures
+    from evonas.supernet._rank import tau, unseen_architectures
     from evonas.tabular import NB201Table
 
     torch.set_num_threads(1)
@@ -190,19 +193,7 @@ def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict
     trainer = SupernetTrainer(config)
     result = trainer.train()
     trained_s = time.perf_counter() - start
-    seen = result.state.memory.archs()
-    space = NB201Space()
-    rng = np.random.default_rng([config.seed, 2024])
-    archs = []
-    for o in rng.permutation(space.size):
-        arch = space.from_ordinal(int(o))
-        if arch not in seen:
-            archs.append(arch)
-            if len(archs) == num_archs:
-                break
-    import dataclasses
-
-    from evonas.supernet._rank import tau
+    archs = unseen_architectures(NB201Space(), result.state.memory.archs(), config.seed, num_archs)
 
     evaluator = trainer.evaluator()
     evals = evaluator.evaluate_many(archs)
@@ -214,10 +205,11 @@ def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict
     if result.state.predictor is not None:
         proxy = [e.metrics["proxy_val_loss"] for e in PredictorEvaluator(result.state.predictor).evaluate_many(archs)]
     ranked = rank_architectures(archs, NB201Table.load(table_path), acc, proxy)
-    ranked.taus["supernet_loss"] = tau([-e.metrics["val_loss"] for e in evals], ranked.truth)
+    neg_loss = [-e.metrics["val_loss"] for e in evals]
+    ranked.taus["supernet_loss"] = tau(neg_loss, ranked.truth)
     ranked.taus["supernet_other_bn"] = tau(other_acc, ranked.truth)
     # Everything needed to study the ranking or refit the proxy predictor without retraining.
-    ranked.scores["supernet_loss"] = [-e.metrics["val_loss"] for e in evals]
+    ranked.scores["supernet_loss"] = neg_loss
     ranked.scores["supernet_other_bn"] = list(other_acc)
     return {
         "sampler": raw["sampler"],

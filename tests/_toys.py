@@ -34,3 +34,24 @@ class SumEvaluator:
             metrics={"score": score, "conv": float(arch.count(3)), "params": float(sum(a in (2, 3) for a in arch))},
             cost=1.0,
         )
+
+
+def trained_toy_supernet(splits, steps: int):  # type: ignore[no-untyped-def]
+    """A C=4, N=1 supernet trained ``steps`` SGD steps on uniformly sampled paths (seeded)."""
+    import torch
+    from torch import nn
+
+    from evonas.spaces import NB201Space
+    from evonas.supernet import SuperNet
+
+    space = NB201Space()
+    torch.manual_seed(0)
+    net = SuperNet(C=4, N=1, num_classes=10, in_channels=1)
+    rng = np.random.default_rng(0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(steps):
+        x, y = splits.train.batch(rng.choice(len(splits.train), 32, replace=False))
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(net(x, space.sample(rng)), y).backward()
+        opt.step()
+    return net

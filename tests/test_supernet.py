@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from _toys import trained_toy_supernet
+
 from evonas.data import DatasetConfig
 from evonas.errors import ConfigError, UnknownChoiceError
 from evonas.spaces import NB201Space
@@ -290,16 +292,7 @@ def digits():
 
 
 def _digits_supernet(splits) -> SuperNet:
-    torch.manual_seed(0)
-    net = SuperNet(C=4, N=1, num_classes=10, in_channels=1)
-    rng = np.random.default_rng(0)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    for _ in range(5):
-        x, y = splits.train.batch(rng.choice(len(splits.train), 32, replace=False))
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(net(x, SPACE.sample(rng)), y).backward()
-        opt.step()
-    return net
+    return trained_toy_supernet(splits, steps=5)
 
 
 def test_evaluator_caches_and_restores_bn_statistics(digits):

@@ -5,14 +5,13 @@ from __future__ import annotations
 # tests/conftest.py sets Ray's loopback environment before anything imports Ray.
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from _toys import trained_toy_supernet  # noqa: E402
 
 from evonas.data import DatasetConfig  # noqa: E402
 from evonas.errors import ConfigError  # noqa: E402
 from evonas.executors._base import Request  # noqa: E402
 from evonas.spaces import NB201Space  # noqa: E402
-from evonas.supernet import SuperNet, SupernetActorEvaluator, SupernetEvalConfig, SupernetEvaluator, SupernetSpec  # noqa: E402
+from evonas.supernet import SupernetActorEvaluator, SupernetEvalConfig, SupernetEvaluator, SupernetSpec  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -21,16 +20,7 @@ SPACE = NB201Space()
 
 
 def _evaluator() -> SupernetEvaluator:
-    torch.manual_seed(0)
-    net = SuperNet(C=4, N=1, num_classes=10, in_channels=1)
-    splits = DIGITS.load()
-    rng = np.random.default_rng(0)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    for _ in range(3):
-        x, y = splits.train.batch(rng.choice(len(splits.train), 32, replace=False))
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(net(x, SPACE.sample(rng)), y).backward()
-        opt.step()
+    net = trained_toy_supernet(DIGITS.load(), steps=3)
     config = SupernetEvalConfig(bn_batches=1, batch_size=32, val_images=32)
     return SupernetEvaluator(net.state_dict(), SupernetSpec(4, 1), DIGITS, config, num_classes=10, in_channels=1)
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
-from evonas.spaces import OPS, Arch
+from evonas.spaces import OPS, Arch, SearchSpace
 
 TABLE_METRIC = "cifar10-valid_valid_acc"
 _CONV3 = OPS.index("nor_conv_3x3")
@@ -23,6 +23,23 @@ _CONV3 = OPS.index("nor_conv_3x3")
 def num_conv3x3(arch: Arch) -> int:
     """Number of ``nor_conv_3x3`` edges of a cell (a trivial ranking baseline)."""
     return sum(op == _CONV3 for op in arch)
+
+
+def unseen_architectures(space: SearchSpace, seen: set[Arch], seed: int, num: int) -> list[Arch]:
+    """``num`` architectures of ``space`` not in ``seen``, in a random order seeded by ``seed``.
+
+    The same seed gives the same architectures, so ``evonas supernet rank`` and the
+    benchmark rank a run on the same cells.
+    """
+    rng = np.random.default_rng([seed, 2024])
+    archs: list[Arch] = []
+    for o in rng.permutation(space.size):
+        arch = space.from_ordinal(int(o))
+        if arch not in seen:
+            archs.append(arch)
+            if len(archs) == num:
+                break
+    return archs
 
 
 def tau(score: Sequence[float], truth: Sequence[float]) -> float:

@@ -32,7 +32,7 @@ from evonas.supernet._config import SupernetRunConfig, resolve_paths, resolved_d
 from evonas.supernet._evaluator import SupernetEvaluator, _load_splits
 from evonas.supernet._network import SuperNet
 from evonas.supernet._proxy import PredictorEvaluator
-from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures
+from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, unseen_architectures
 from evonas.supernet._trainer import PREDICTOR, WEIGHTS, SupernetResult, SupernetTrainer
 
 KIND = "supernet"
@@ -219,15 +219,7 @@ def rank_run(
     evaluator = load_supernet_evaluator(run_dir)
     predictor = load_predictor(run_dir)
     seen = _memory_archs(run)
-    space = evaluator.space
-    rng = np.random.default_rng([config.seed, 2024])
-    archs = []
-    for o in rng.permutation(space.size):
-        arch = space.from_ordinal(int(o))
-        if arch not in seen:
-            archs.append(arch)
-            if len(archs) == num_archs:
-                break
+    archs = unseen_architectures(evaluator.space, seen, config.seed, num_archs)
     iterator = archs
     if progress:
         from tqdm.auto import tqdm
