@@ -4,14 +4,17 @@ For each sampler (same seed, same number of steps, same batches in the same orde
 side by side as two Ray tasks of one CPU each) the script trains a supernet on the 25k
 training half of CIFAR-10 (the NAS-Bench-201 ``cifar10-valid`` split, real 32x32 images
 from ``../shared/data/images/cifar10-jpg.tar.gz``), runs the proxy-validation loop
-(architectures evaluated with inherited weights every few steps, GAE predictor fitted on
-them at the end), then reports:
+(50 random cells evaluated with inherited weights every tenth of training from 40 % on and
+after the last step; an ensemble of 5 GAE predictors fitted on their per-round
+standardised losses at the end), then reports:
 
 - Kendall tau between the supernet's validation accuracy (inherited weights, BatchNorm
   re-estimated per architecture) and the table's 200-epoch ``cifar10-valid_valid_acc``,
   over ``--archs`` random architectures the proxy loop never evaluated;
 - Kendall tau of the proxy predictor on the same (unseen) architectures;
 - the trivial baselines on the same architectures: parameter count, number of 3x3 convs;
+- 95 % bootstrap intervals of the taus and of the paired novelty - uniform difference
+  (resampling the ranked cells; they do not cover the run-to-run spread of training);
 - distinct architectures trained, training throughput (path-images per second) against
   training one fixed network of the same size (mean over random cells), and the share of
   the training time spent sampling.
@@ -24,7 +27,8 @@ minutes, fewer steps and architectures) for smoke tests.
 
 With ``--json`` the file also holds, per sampler, the ranked architectures with every
 score and the proxy loop's (architecture, validation loss) memory, so predictors can be
-refitted on the supernet's losses without training again.
+refitted on the supernet's losses without training again; the trained supernets' weights
+are saved next to it (``<json stem>.uniform.pt``, ``.novelty.pt``).
 
 Usage: python benchmarks/supernet_nb201.py [--quick] [--budget-minutes 90] [--steps N]
        [--archs 200] [--channels 8] [--cells 1] [--fair] [--json PATH]
@@ -78,7 +82,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_config(args: argparse.Namespace, sampler: str, steps: int) -> dict[str, Any]:
     """The raw config of one run (validated by SupernetRunConfig)."""
-    proxy_rounds = 4 if args.quick else 10
     base = {"name": sampler, "params": {"warmup_steps": max(50, steps // 20)} if sampler == "novelty" else {}}
     sampler_cfg = {"name": "fair", "params": {"base": base["name"], "base_params": base["params"]}} if args.fair else base
     return {
@@ -94,13 +97,29 @@ def run_config(args: argparse.Namespace, sampler: str, steps: int) -> dict[str, 
             "bn_recalibration": args.bn_recalibration, "bn_batches": 2 if args.quick else 4,
             "val_images": 1000, "batch_size": 250,
         },
-        "proxy": {
-            "every": max(1, steps // proxy_rounds), "archs_per_round": 25 if args.quick else 30,
-            "final_round": True, "predictor": "gae",
-        },
+        "proxy": proxy_config(args, steps),
         "checkpoint_every": 10 ** 9,
         "progress": False,
     }
+
+
+def proxy_config(args: argparse.Namespace, steps: int) -> dict[str, Any]:
+    """The proxy loop of the benchmark: rounds every tenth of training from 40 % on (the
+    supernet's early losses rank poorly), 50 cells each, plus a final round; the GAE
+    predictor is an ensemble of 5 seeds. ``--quick``: 4 rounds of 25 cells from the start."""
+    if args.quick:
+        return {"every": max(1, steps // 4), "archs_per_round": 25, "final_round": True, "predictor": "gae"}
+    return {
+        "every": max(1, steps // 10), "start": max(1, (2 * steps) // 5), "archs_per_round": 50,
+        "final_round": True, "predictor": "gae", "ensemble": 5,
+    }
+
+
+def proxy_evaluations(proxy: dict[str, Any], steps: int) -> int:
+    """Architectures the proxy loop of ``proxy`` evaluates in a run of ``steps`` steps."""
+    first = proxy.get("start") or proxy["every"]
+    rounds = len(range(first, steps, proxy["every"])) + int(proxy.get("final_round", True))
+    return rounds * proxy["archs_per_round"]
 
 
 class _Cycle:
@@ -175,8 +194,12 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
     }
 
 
-def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict[str, Any]:
-    """One sampler: train, then rank ``num_archs`` architectures the proxy loop never saw."""
+def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str, save: str | None = None) -> dict[str, Any]:
+    """One sampler: train, then rank ``num_archs`` architectures the proxy loop never saw.
+
+    With ``save``, the trained supernet's ``state_dict`` is written there (torch.save), so
+    other evaluation settings can be studied without training again.
+    """
     import dataclasses
 
     import torch
@@ -193,6 +216,8 @@ def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict
     trainer = SupernetTrainer(config)
     result = trainer.train()
     trained_s = time.perf_counter() - start
+    if save:
+        torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, save)
     archs = unseen_architectures(NB201Space(), result.state.memory.archs(), config.seed, num_archs)
 
     evaluator = trainer.evaluator()
@@ -224,6 +249,36 @@ def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str) -> dict
     }
 
 
+def print_intervals(results: list[dict[str, Any]], resamples: int = 2000) -> None:
+    """Bootstrap intervals of every tau and of the paired novelty - uniform difference.
+
+    Both supernets are ranked on the same cells, so the difference is resampled in pairs;
+    the interval covers the choice of cells, not the run-to-run spread of training.
+    """
+    from evonas.supernet._rank import tau, tau_ci
+
+    first, second = results
+    if first["ranked"]["archs"] != second["ranked"]["archs"]:
+        print("(the samplers were ranked on different cells: no paired intervals)")
+        return
+    truth = first["ranked"]["truth"]
+    print(f"\n95% bootstrap intervals over the {len(truth)} cells ({resamples} paired resamples):")
+    header = f"{'score':<9} {SAMPLERS[0]:>22} {SAMPLERS[1]:>22} {SAMPLERS[1] + ' - ' + SAMPLERS[0]:>24}"
+    print(header)
+    print("-" * len(header))
+    for key, label in (("supernet", "supernet"), ("supernet_loss", "-loss"), ("proxy", "proxy")):
+        if key not in first["ranked"]["scores"] or key not in second["ranked"]["scores"]:
+            continue
+        a, b = first["ranked"]["scores"][key], second["ranked"]["scores"][key]
+        cells = []
+        for score in (a, b):
+            low, high = tau_ci(truth, score, resamples=resamples)
+            cells.append(f"{tau(score, truth):+.3f} [{low:+.2f}, {high:+.2f}]")
+        low, high = tau_ci(truth, b, a, resamples=resamples)
+        cells.append(f"{tau(b, truth) - tau(a, truth):+.3f} [{low:+.2f}, {high:+.2f}]")
+        print(f"{label:<9} {cells[0]:>22} {cells[1]:>22} {cells[2]:>24}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     script_start = time.perf_counter()
@@ -239,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CIFAR-10: {len(splits.train)} training / {len(splits.val)} validation images (32x32)", flush=True)
     cal = calibrate(args, splits)
     elapsed = time.perf_counter() - script_start
-    rounds = 4 if args.quick else 10
-    per_run_eval_s = cal["eval_s"] * (2 * args.archs + rounds * (25 if args.quick else 30) + 30) + GAE_FIT_RESERVE_S
+    nominal = 30000  # the number of proxy evaluations hardly depends on the number of steps
+    per_run_eval_s = cal["eval_s"] * (2 * args.archs + proxy_evaluations(proxy_config(args, nominal), nominal))
+    per_run_eval_s += GAE_FIT_RESERVE_S
     waves = math.ceil(len(SAMPLERS) / max(1, min(args.jobs, len(SAMPLERS))))
     budget_s = args.budget_minutes * 60 - elapsed - 60  # a minute for Ray start-up and the report
     steps = args.steps or max(100, int(0.85 * (budget_s / waves - per_run_eval_s) / cal["step_s"]))
@@ -255,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     init_local_ray(num_cpus=max(1, args.jobs))
     try:
         task = ray.remote(train_and_rank).options(num_cpus=1, max_retries=0)
-        refs = [task.remote(run_config(args, s, steps), args.archs, args.table) for s in SAMPLERS]
+        saves = [str(Path(args.json).with_suffix(f".{s}.pt")) if args.json else None for s in SAMPLERS]
+        refs = [task.remote(run_config(args, s, steps), args.archs, args.table, p) for s, p in zip(SAMPLERS, saves)]
         results = ray.get(refs)
     finally:
         ray.shutdown()
@@ -282,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * s['sampling_overhead']:>8.2f}% "
             f"{r['total_minutes']:>8.1f}"
         )
+    print_intervals(results)
     total = (time.perf_counter() - script_start) / 60
     print(f"\nthroughput against one fixed network of the same size (paired: same cells, same batches, "
           f"interleaved): supernet {cal['paired_super_img_s']:.0f} img/s vs fixed {cal['fixed_img_s']:.0f} img/s "

@@ -22,6 +22,7 @@ from evonas.supernet import (
     PredictorEvaluator,
     ProxyMemory,
     SuperNet,
+    fit_proxy_predictor,
     SupernetEvalConfig,
     SupernetEvaluator,
     SupernetSpec,
@@ -383,3 +384,40 @@ def test_predictor_evaluator_batches_and_caches():
     assert ev.metric_names == ("proxy_val_loss",)
     with pytest.raises(ConfigError, match="needs an estimator with predict"):
         PredictorEvaluator(object())
+
+
+def test_proxy_predictor_ensemble_averages_differently_seeded_fits():
+    rng = np.random.default_rng(0)
+    archs = [SPACE.sample(rng) for _ in range(40)]
+    memory = [(a, float(num_conv3x3(a)) + rng.normal(0, 0.3)) for a in archs]
+    params = {"n_estimators": 5, "max_features": 0.5}
+    single = fit_proxy_predictor(memory, "rf", params, seed=3)
+    assert single.get_params()["random_state"] == 3
+    ens = fit_proxy_predictor(memory, "rf", params, seed=3, ensemble=3)
+    assert [m.random_state for m in ens.estimators_] == [3, 4, 5]
+    test = [SPACE.sample(rng) for _ in range(10)]
+    members = np.stack([m.predict(test) for m in ens.estimators_])
+    assert not np.allclose(members[0], members[1])  # the seeds differ, so do the fits
+    mean, std = ens.predict(test, return_std=True)
+    np.testing.assert_allclose(mean, members.mean(axis=0))
+    np.testing.assert_allclose(std, members.std(axis=0))
+    np.testing.assert_allclose(ens.estimators_[0].predict(test), single.predict(test))
+    with pytest.raises(ConfigError, match="proxy.ensemble must be an integer >= 1; got 0"):
+        fit_proxy_predictor(memory, "rf", params, ensemble=0)
+
+
+def test_tau_bootstrap_interval_covers_the_estimate_and_pairs_the_difference():
+    from evonas.supernet._rank import tau, tau_ci
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=150)
+    good = truth + rng.normal(0, 0.5, size=150)
+    bad = truth + rng.normal(0, 3.0, size=150)
+    low, high = tau_ci(truth, good, resamples=400)
+    assert low < tau(good, truth) < high and high - low < 0.3
+    d_low, d_high = tau_ci(truth, good, bad, resamples=400)
+    assert 0 < d_low < tau(good, truth) - tau(bad, truth) < d_high  # clearly better: the interval excludes 0
+    same_low, same_high = tau_ci(truth, good, good, resamples=50)
+    assert same_low == same_high == 0.0
+    with pytest.raises(ValueError, match="one entry per architecture"):
+        tau_ci(truth, good[:10])

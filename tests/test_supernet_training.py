@@ -71,6 +71,7 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     (["evaluation.val_images=0"], ConfigError, "evaluation.val_images must be an integer >= 1 or null; got 0"),
     (["train.device=gpu"], ConfigError, "train.device: invalid device 'gpu'"),
     (["proxy.every=-1"], ConfigError, "proxy.every must be an integer >= 0; got -1"),
+    (["proxy.ensemble=0"], ConfigError, "proxy.ensemble must be an integer >= 1; got 0"),
 ])
 def test_bad_config_values_raise_one_line_errors(overrides, error, message):
     with pytest.raises(error, match=message):
@@ -174,6 +175,23 @@ def test_proxy_loop_fills_the_memory_and_fits_the_gae_predictor(tmp_path):
     assert proxy.evaluate(archs[0]).metrics["proxy_val_loss"] == values[0]
     ev = load_supernet_evaluator(path)
     assert set(ev.evaluate(archs[0]).metrics) == {"val_loss", "val_acc"}
+
+
+def test_proxy_rounds_start_late_and_an_ensemble_predictor_is_saved(tmp_path):
+    overrides = TINY + [
+        "train.steps=12", "proxy.every=3", "proxy.start=5", "proxy.archs_per_round=4", "proxy.min_memory=4",
+        "proxy.predictor=rf", "proxy.predictor_params={n_estimators: 4}", "proxy.ensemble=3",
+    ]
+    path, summary = start_training(None, overrides, run_dir=tmp_path / "s")
+    records = [r for r in read_records(RunDir.open(path)) if r["type"] == "proxy"]
+    # rounds after steps 5, 8 and 11, then the final one; only the final round fits (no feedback sampler)
+    assert [(r["step"], r["final"], r["fitted"]) for r in records] == [
+        (5, False, False), (8, False, False), (11, False, False), (12, True, True)
+    ]
+    assert summary["proxy_memory"] == 16
+    proxy = load_predictor(path)
+    assert type(proxy.predictor).__name__ == "EnsemblePredictor"
+    assert [m.random_state for m in proxy.predictor.estimators_] == [0, 1, 2]
 
 
 def test_uniform_run_without_proxy_writes_no_predictor(tmp_path):

@@ -158,13 +158,18 @@ class SupernetEvalConfig:
 class ProxyConfig:
     """The proxy-validation loop (``proxy`` section).
 
-    Every ``every`` steps, ``archs_per_round`` uniformly sampled architectures are
+    Every ``every`` steps from step ``start`` on, ``archs_per_round`` uniformly sampled architectures are
     evaluated with the current weights and join the memory; once it holds ``min_memory``
     entries the predictor is fitted on it and handed to the sampler (Li et al., "Neural
     Architecture Search via Proxy Validation", TPAMI 2022).
 
     Attributes:
         every: Steps between rounds (0: no proxy loop).
+        start: Step of the first round (0: at step ``every``). Losses measured early in
+            training rank architectures poorly (on a 27-epoch CIFAR-10 run, rounds of
+            30 cells at 10-30 % of training ranked them at Kendall tau 0.31 / 0.21 for
+            the uniform / novelty sampler, those from 40 % on at 0.48 / 0.41), so a
+            predictor meant for the end of training gets better labels from later rounds.
         archs_per_round: Architectures evaluated per round.
         final_round: Also run a round after the last step (its losses come from the final
             weights, the best labels the predictor can get).
@@ -175,9 +180,16 @@ class ProxyConfig:
         memory_size: Most recent entries used for fitting (null: all).
         predictor: Registered predictor of the ``predictors`` package (``gae``).
         predictor_params: Its hyper-parameters.
+        ensemble: Independently seeded fits of the predictor whose predictions are
+            averaged (``predictors.EnsemblePredictor``; 1: a single fit). A GAE fitted on a
+            few hundred noisy supernet losses varies from seed to seed; on the memory of a
+            27-epoch CIFAR-10 run, 5 fits averaged ranked 200 unseen cells at Kendall tau
+            0.48 / 0.46 (uniform / novelty sampler) against 0.44 / 0.44 for the mean
+            single fit.
     """
 
     every: int = 0
+    start: int = 0
     archs_per_round: int = 20
     final_round: bool = True
     normalize: bool = True
@@ -185,9 +197,12 @@ class ProxyConfig:
     memory_size: int | None = None
     predictor: str = "gae"
     predictor_params: dict[str, Any] = field(default_factory=dict)
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         _int("proxy.every", self.every, 0)
+        _int("proxy.start", self.start, 0)
+        _int("proxy.ensemble", self.ensemble, 1)
         _int("proxy.archs_per_round", self.archs_per_round, 2 if self.normalize else 1)
         _int("proxy.min_memory", self.min_memory, 2)
         _int("proxy.memory_size", self.memory_size, 2, optional=True)

@@ -74,25 +74,38 @@ class ProxyMemory:
 
 
 def fit_proxy_predictor(
-    memory: Sequence[tuple[Arch, float]], name: str = "gae", params: dict[str, Any] | None = None, seed: int = 0
+    memory: Sequence[tuple[Arch, float]],
+    name: str = "gae",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    ensemble: int = 1,
 ) -> Any:
     """Fit the registered predictor ``name`` on ``(architecture, loss)`` pairs.
 
-    ``random_state`` defaults to ``seed`` unless ``params`` sets it.
+    ``random_state`` defaults to ``seed`` unless ``params`` sets it. With ``ensemble`` > 1
+    the result is a ``predictors.EnsemblePredictor`` of that many copies, fitted with
+    ``random_state`` = seed, seed + 1, ...: its prediction is their mean and
+    ``predict(..., return_std=True)`` also gives their spread.
 
     Raises:
         UnknownChoiceError: ``name`` is not a registered predictor.
         ParamError: A hyper-parameter is unknown or invalid.
-        ConfigError: Fewer than two pairs.
+        ConfigError: Fewer than two pairs, or ``ensemble`` < 1.
     """
-    from predictors import make_predictor
+    from predictors import EnsemblePredictor, make_predictor
 
     if len(memory) < 2:
         raise ConfigError(f"the proxy predictor needs at least 2 evaluated architectures; got {len(memory)}")
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ConfigError(f"proxy.ensemble must be an integer >= 1; got {ensemble!r}")
     params = dict(params or {})
     predictor = make_predictor(name, **params)
-    if "random_state" not in params and "random_state" in predictor.get_params(deep=False):
-        predictor.set_params(random_state=int(seed))
+    seeded = "random_state" in predictor.get_params(deep=False)
+    start = int(params.get("random_state", seed)) if seeded else 0
+    if seeded:
+        predictor.set_params(random_state=start)
+    if ensemble > 1:
+        predictor = EnsemblePredictor(estimators=[predictor] * ensemble, random_state=start)
     archs = [a for a, _ in memory]
     y = np.asarray([v for _, v in memory], dtype=np.float64)
     return predictor.fit(archs, y)

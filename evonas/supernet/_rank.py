@@ -51,6 +51,42 @@ def tau(score: Sequence[float], truth: Sequence[float]) -> float:
     return float(kendalltau(s[ok], t[ok]).statistic)
 
 
+def tau_ci(
+    truth: Sequence[float],
+    score: Sequence[float],
+    other: Sequence[float] | None = None,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of Kendall's tau over the architectures.
+
+    With ``other``, the interval is of the paired difference ``tau(score) - tau(other)``
+    (both scores resampled on the same architectures), the way to compare two supernets
+    ranked on one set of cells.
+
+    Shapes:
+        ``truth``, ``score``, ``other``: ``(num_archs,)``.
+    """
+    from scipy.stats import bootstrap
+
+    t = np.asarray(truth, dtype=np.float64)
+    a = np.asarray(score, dtype=np.float64)
+    b = a if other is None else np.asarray(other, dtype=np.float64)
+    if not (len(t) == len(a) == len(b)):
+        raise ValueError(f"truth, score and other must have one entry per architecture; got {len(t)}, {len(a)}, {len(b)}")
+
+    def statistic(ti: np.ndarray, ai: np.ndarray, bi: np.ndarray) -> float:
+        first = tau(ai, ti)
+        return first if other is None else first - tau(bi, ti)
+
+    res = bootstrap(
+        (t, a, b), statistic, paired=True, vectorized=False, n_resamples=resamples,
+        confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 @dataclass
 class RankResult:
     """Ranking quality over one set of architectures.

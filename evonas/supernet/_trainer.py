@@ -244,12 +244,21 @@ class SupernetTrainer:
                 "images": state.images,
                 "train_seconds": round(state.train_seconds, 3),
             })
-        if cfg.proxy.every > 0 and step % cfg.proxy.every == 0 and step < cfg.train.steps:
+        if self._proxy_due(step):
             self._proxy_round(state, final=False)
         if step % cfg.checkpoint_every == 0 or step == cfg.train.steps:
             self._save(state)
         if self.on_step is not None:
             self.on_step(step)
+
+    def _proxy_due(self, step: int) -> bool:
+        """Whether a (non-final) proxy round follows step ``step`` (1-based count of steps done)."""
+        pc = self.config.proxy
+        if pc.every <= 0 or step >= self.config.train.steps:
+            return False
+        if pc.start > 0:
+            return step >= pc.start and (step - pc.start) % pc.every == 0
+        return step % pc.every == 0
 
     def _save(self, state: TrainState) -> None:
         if self.run is not None:
@@ -338,7 +347,9 @@ class SupernetTrainer:
         fitted = False
         if len(state.memory) >= pc.min_memory and (final or self._uses_feedback(state.sampler)):
             pairs = state.memory.pairs(pc.memory_size)
-            state.predictor = fit_proxy_predictor(pairs, pc.predictor, pc.predictor_params, seed=self.config.seed)
+            state.predictor = fit_proxy_predictor(
+                pairs, pc.predictor, pc.predictor_params, seed=self.config.seed, ensemble=pc.ensemble
+            )
             state.sampler.update(state.predictor, pairs, state.proxy_rng)
             fitted = True
         self.model.train()
