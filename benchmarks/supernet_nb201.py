@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-minutes", type=float, default=None, help="whole-script budget (default 90, quick 15)")
     p.add_argument("--steps", type=int, default=None, help="training steps per sampler (default: fit the budget)")
     p.add_argument("--archs", type=int, default=None, help="architectures ranked (default 200, quick 60)")
+    p.add_argument("--rank-images", type=int, default=None,
+                   help="validation images per ranked architecture (default 5000, quick 1000; the proxy rounds use 1000)")
     p.add_argument("--channels", type=int, default=8, help="supernet C (default 8)")
     p.add_argument("--cells", type=int, default=1, help="supernet N, cells per stage (default 1)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -77,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.budget_minutes = args.budget_minutes or (15.0 if args.quick else 90.0)
     args.archs = args.archs or (60 if args.quick else 200)
+    args.rank_images = args.rank_images or (1000 if args.quick else 5000)
+    if args.rank_images < 1 or args.archs < 2:
+        p.error(f"--archs must be >= 2 and --rank-images >= 1; got {args.archs} and {args.rank_images}")
     return args
 
 
@@ -108,7 +113,7 @@ def proxy_config(args: argparse.Namespace, steps: int) -> dict[str, Any]:
     supernet's early losses rank poorly), 50 cells each, plus a final round; the GAE
     predictor is an ensemble of 5 seeds. ``--quick``: 4 rounds of 25 cells from the start."""
     if args.quick:
-        return {"every": max(1, steps // 4), "archs_per_round": 25, "final_round": True, "predictor": "gae"}
+        return {"every": max(1, steps // 4), "archs_per_round": 25, "final_round": True, "predictor": "gae", "ensemble": 5}
     return {
         "every": max(1, steps // 10), "start": max(1, (2 * steps) // 5), "archs_per_round": 50,
         "final_round": True, "predictor": "gae", "ensemble": 5,
@@ -194,8 +199,13 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
     }
 
 
-def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str, save: str | None = None) -> dict[str, Any]:
+def train_and_rank(
+    raw: dict[str, Any], num_archs: int, table_path: str, rank_images: int = 5000, save: str | None = None
+) -> dict[str, Any]:
     """One sampler: train, then rank ``num_archs`` architectures the proxy loop never saw.
+
+    The ranking evaluates every architecture on ``rank_images`` validation images; the
+    proxy rounds (and the other-BatchNorm-mode column) use the run's 1000.
 
     With ``save``, the trained supernet's ``state_dict`` is written there (torch.save), so
     other evaluation settings can be studied without training again.
@@ -206,7 +216,13 @@ def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str, save: s
 
     from evonas.config import from_dict
     from evonas.spaces import NB201Space
-    from evonas.supernet import PredictorEvaluator, SupernetRunConfig, SupernetTrainer, rank_architectures
+    from evonas.supernet import (
+        PredictorEvaluator,
+        SupernetEvaluator,
+        SupernetRunConfig,
+        SupernetTrainer,
+        rank_architectures,
+    )
     from evonas.supernet._rank import tau, unseen_architectures
     from evonas.tabular import NB201Table
 
@@ -220,7 +236,10 @@ def train_and_rank(raw: dict[str, Any], num_archs: int, table_path: str, save: s
         torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, save)
     archs = unseen_architectures(NB201Space(), result.state.memory.archs(), config.seed, num_archs)
 
-    evaluator = trainer.evaluator()
+    rank_config = dataclasses.replace(config.evaluation, val_images=rank_images)
+    evaluator = SupernetEvaluator.attached(
+        trainer.model, trainer.splits, rank_config, dataset=config.dataset, data_seed=config.seed
+    )
     evals = evaluator.evaluate_many(archs)
     acc = [e.metrics["val_acc"] for e in evals]
     other = trainer.evaluator()  # the other BatchNorm mode, to show what re-estimation does
@@ -295,7 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     cal = calibrate(args, splits)
     elapsed = time.perf_counter() - script_start
     nominal = 30000  # the number of proxy evaluations hardly depends on the number of steps
-    per_run_eval_s = cal["eval_s"] * (2 * args.archs + proxy_evaluations(proxy_config(args, nominal), nominal))
+    # an evaluation is a BatchNorm pass over bn_batches x 250 images and a pass over the
+    # validation images: calibrated with 1000 of each, so a ranked one costs about
+    # (1000 + rank_images) / 2000 as much again
+    rank_cost = (1000 + args.rank_images) / 2000
+    per_run_eval_s = cal["eval_s"] * (
+        args.archs * (1 + rank_cost) + proxy_evaluations(proxy_config(args, nominal), nominal)
+    )
     per_run_eval_s += GAE_FIT_RESERVE_S
     waves = math.ceil(len(SAMPLERS) / max(1, min(args.jobs, len(SAMPLERS))))
     budget_s = args.budget_minutes * 60 - elapsed - 60  # a minute for Ray start-up and the report
@@ -312,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         task = ray.remote(train_and_rank).options(num_cpus=1, max_retries=0)
         saves = [str(Path(args.json).with_suffix(f".{s}.pt")) if args.json else None for s in SAMPLERS]
-        refs = [task.remote(run_config(args, s, steps), args.archs, args.table, p) for s, p in zip(SAMPLERS, saves)]
+        refs = [task.remote(run_config(args, s, steps), args.archs, args.table, args.rank_images, p) for s, p in zip(SAMPLERS, saves)]
         results = ray.get(refs)
     finally:
         ray.shutdown()
@@ -323,9 +348,10 @@ def main(argv: list[str] | None = None) -> int:
           f"cifar10-valid_valid_acc (200 epochs) over {results[0]['num_archs']} random architectures "
           "the proxy loop never evaluated")
     other = "BN re-est." if not args.bn_recalibration else "no re-est."
-    print(f"columns: supernet = val_acc with inherited weights ({'with' if args.bn_recalibration else 'without'} "
-          f"BatchNorm re-estimation); -loss = the same by validation loss; {other} = val_acc in the other "
-          "BatchNorm mode; proxy = GAE predictor trained on the proxy loop's losses")
+    print(f"columns: supernet = val_acc on {args.rank_images} validation images with inherited weights "
+          f"({'with' if args.bn_recalibration else 'without'} BatchNorm re-estimation); -loss = the same by "
+          f"validation loss; {other} = val_acc in the other BatchNorm mode (1000 images); proxy = GAE predictor "
+          "ensemble trained on the proxy loop's losses")
     header = (f"{'sampler':<9} {'supernet':>8} {'-loss':>7} {other:>10} {'proxy':>7} {'params':>7} {'#3x3':>7} "
               f"{'distinct':>9} {'img/s':>7} {'sampling':>9} {'minutes':>8}")
     print(header)
