@@ -57,6 +57,9 @@ def _add_supernet(sub: argparse._SubParsersAction) -> None:
     nr.add_argument("run_dir", metavar="RUN_DIR")
     nr.add_argument("--table", help="NAS-Bench-201 table (default $EVONAS_NB201)")
     nr.add_argument("--num-archs", type=int, default=200, help="random architectures to rank (default 200)")
+    nr.add_argument("--val-images", type=int, default=None,
+                    help="validation images per architecture (default: the run's evaluation.val_images; "
+                         "more is slower and steadier, e.g. 5000)")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -219,6 +219,8 @@ def test_cli_rejects_bad_combinations(tmp_path):
         supernet_main(_ns(action="eval"))
     with pytest.raises(ConfigError, match="--num-archs must be a positive integer; got 0"):
         supernet_main(argparse.Namespace(action="rank", run_dir=str(tmp_path), table=None, num_archs=0))
+    with pytest.raises(ConfigError, match="--val-images must be a positive integer; got 0"):
+        supernet_main(argparse.Namespace(action="rank", run_dir=str(tmp_path), table=None, num_archs=5, val_images=0))
 
 
 @pytest.mark.slow
@@ -236,12 +238,15 @@ def test_cli_train_and_rank_on_cifar10_images_against_the_table(tmp_path, shared
     assert supernet_main(_ns(config=str(config), run_dir=str(tmp_path / "run"))) == 0
     out = capsys.readouterr().out
     assert "distinct architectures trained: 6" in out
-    rank = argparse.Namespace(action="rank", run_dir=str(tmp_path / "run"), table=None, num_archs=12, no_progress=True)
+    rank = argparse.Namespace(action="rank", run_dir=str(tmp_path / "run"), table=None, num_archs=12, no_progress=True,
+                              val_images=48)
     assert supernet_main(rank) == 0
     out = capsys.readouterr().out
     assert "Kendall tau against NAS-Bench-201 cifar10-valid_valid_acc" in out and "baseline: parameter count" in out
+    assert "12 on 48 validation images each" in out and "supernet, by validation loss" in out
     saved = json.loads((tmp_path / "run" / "rank.json").read_text())
-    assert saved["num_archs"] == 12 and set(saved["taus"]) == {"supernet", "proxy", "params", "conv3x3"}
+    assert saved["num_archs"] == 12 and set(saved["taus"]) == {"supernet", "supernet_loss", "proxy", "params", "conv3x3"}
+    assert saved["val_images"] == 48
     seen = {tuple(a) for r in read_records(RunDir.open(tmp_path / "run")) if r["type"] == "proxy" for a in r["archs"]}
     assert not seen & {tuple(a) for a in saved["archs"]}  # the predictor is ranked on unseen architectures
     assert all(-1 <= t <= 1 for t in saved["taus"].values())

@@ -2,7 +2,7 @@
 
 The lead's parser gives a Namespace with ``action`` (``train`` or ``rank``) and, for
 ``train``: ``config``, ``resume``, ``run_dir``, ``no_progress``, ``overrides``; for
-``rank``: ``run_dir``, ``table``, ``num_archs``.
+``rank``: ``run_dir``, ``table``, ``num_archs``, ``val_images``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
     if action == "rank":
         num = getattr(args, "num_archs", None)
         out = rank_run(args.run_dir, table=getattr(args, "table", None), num_archs=200 if num is None else num,
-                       progress=not getattr(args, "no_progress", False))
+                       progress=not getattr(args, "no_progress", False), val_images=getattr(args, "val_images", None))
         print(format_rank(out))
         return 0
     raise EvonasError(f"unknown supernet action {action!r}; valid actions: train, rank")

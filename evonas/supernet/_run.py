@@ -15,6 +15,7 @@ describe lost work and are superseded by the ones written after the ``resume`` r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import pickle
@@ -32,7 +33,7 @@ from evonas.supernet._config import SupernetRunConfig, resolve_paths, resolved_d
 from evonas.supernet._evaluator import SupernetEvaluator, _load_splits
 from evonas.supernet._network import SuperNet
 from evonas.supernet._proxy import PredictorEvaluator
-from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, unseen_architectures
+from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, tau, unseen_architectures
 from evonas.supernet._trainer import PREDICTOR, WEIGHTS, SupernetResult, SupernetTrainer
 
 KIND = "supernet"
@@ -199,8 +200,16 @@ def rank_run(
     table: str | os.PathLike[str] | None = None,
     num_archs: int = 200,
     progress: bool = False,
+    val_images: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``num_archs`` random architectures with the run's supernet (and predictor).
+
+    ``val_images`` (default: the run's ``evaluation.val_images``) sets how many
+    validation images each architecture is measured on. More is slower but steadier: on
+    a CIFAR-10 supernet, two disjoint sets of 1000 images ranked 200 cells at Kendall tau
+    0.58 against each other by accuracy (0.78 by loss), and 3000 images raised the tau
+    against the table from 0.18 to 0.25 (loss: 0.31 to 0.35). The tau of the validation
+    loss (``supernet_loss``, lower loss ranked higher) is reported next to accuracy's.
 
     Architectures are drawn (seeded by the run seed) among those the proxy memory never
     saw, so the predictor's figure is on unseen architectures. When the data are CIFAR-10
@@ -209,14 +218,18 @@ def rank_run(
     written to ``rank.json`` in the run directory and returned.
 
     Raises:
-        ConfigError: ``num_archs`` is not a positive integer.
+        ConfigError: ``num_archs`` or ``val_images`` is not a positive integer.
         RunDirError: The run has not finished.
         DataError: The table is missing.
     """
     if isinstance(num_archs, bool) or not isinstance(num_archs, int) or num_archs < 1:
         raise ConfigError(f"--num-archs must be a positive integer; got {num_archs!r}")
+    if val_images is not None and (isinstance(val_images, bool) or not isinstance(val_images, int) or val_images < 1):
+        raise ConfigError(f"--val-images must be a positive integer; got {val_images!r}")
     run, config = _open_finished(run_dir)
     evaluator = load_supernet_evaluator(run_dir)
+    if val_images is not None:
+        evaluator.config = dataclasses.replace(evaluator.config, val_images=val_images)
     predictor = load_predictor(run_dir)
     seen = _memory_archs(run)
     archs = unseen_architectures(evaluator.space, seen, config.seed, num_archs)
@@ -228,8 +241,10 @@ def rank_run(
     evals = [evaluator.evaluate(a) for a in iterator]
     acc = [e.metrics["val_acc"] for e in evals]
     proxy = [e.metrics[predictor.metric] for e in predictor.evaluate_many(archs)] if predictor is not None else None
+    neg_loss = [-e.metrics["val_loss"] for e in evals]
     out: dict[str, Any] = {
         "num_archs": len(archs),
+        "val_images": int(evals[0].info["images"]) if evals else 0,
         "mean_val_acc": float(np.mean(acc)),
         "seconds_per_arch": float(np.mean([e.cost for e in evals])),
         "taus": None,
@@ -239,11 +254,13 @@ def rank_run(
 
         tbl = NB201Table.load(table if table is not None else config.table)
         result: RankResult = rank_architectures(archs, tbl, acc, proxy, TABLE_METRIC)
+        result.scores["supernet_loss"] = neg_loss
+        result.taus["supernet_loss"] = tau(neg_loss, result.truth)
         out.update(result.to_dict())
     else:
         out["note"] = "the data are not CIFAR-10 at 32x32: no NAS-Bench-201 ground truth to rank against"
         out["archs"] = [list(a) for a in archs]
-        out["scores"] = {"supernet": acc, **({"proxy": [-v for v in proxy]} if proxy is not None else {})}
+        out["scores"] = {"supernet": acc, "supernet_loss": neg_loss, **({"proxy": [-v for v in proxy]} if proxy is not None else {})}
     run.write_json(RANK, _jsonable(out))
     return out
 
@@ -278,13 +295,14 @@ def format_train_summary(summary: dict[str, Any], run_dir: Path | None = None) -
 
 def format_rank(out: dict[str, Any]) -> str:
     """The ranking table for the terminal."""
-    lines = [f"architectures: {out['num_archs']}; mean supernet val_acc {out['mean_val_acc']:.2f}%; "
+    lines = [f"architectures: {out['num_archs']} on {out.get('val_images', '?')} validation images each; "
+             f"mean supernet val_acc {out['mean_val_acc']:.2f}%; "
              f"{out['seconds_per_arch']:.2f} s per architecture"]
     if out.get("taus") is None:
         lines.append(out.get("note", "no ground truth"))
         return "\n".join(lines)
     lines.append(f"Kendall tau against NAS-Bench-201 {out['metric']} (200 epochs):")
-    names = {"supernet": "supernet (inherited weights)", "proxy": "proxy predictor (unseen archs)",
+    names = {"supernet": "supernet (inherited weights)", "supernet_loss": "supernet, by validation loss", "proxy": "proxy predictor (unseen archs)",
              "params": "baseline: parameter count", "conv3x3": "baseline: number of 3x3 convs"}
     for key, label in names.items():
         if key in out["taus"]:
