@@ -122,9 +122,11 @@ def proxy_config(args: argparse.Namespace, steps: int) -> dict[str, Any]:
 
 def proxy_evaluations(proxy: dict[str, Any], steps: int) -> int:
     """Architectures the proxy loop of ``proxy`` evaluates in a run of ``steps`` steps."""
-    first = proxy.get("start") or proxy["every"]
-    rounds = len(range(first, steps, proxy["every"])) + int(proxy.get("final_round", True))
-    return rounds * proxy["archs_per_round"]
+    from evonas.config import from_dict
+    from evonas.supernet import ProxyConfig
+
+    pc = from_dict(ProxyConfig, proxy, "proxy")
+    return (len(pc.round_steps(steps)) + int(pc.final_round)) * pc.archs_per_round
 
 
 class _Cycle:
@@ -248,12 +250,10 @@ def train_and_rank(
     proxy = None
     if result.state.predictor is not None:
         proxy = [e.metrics["proxy_val_loss"] for e in PredictorEvaluator(result.state.predictor).evaluate_many(archs)]
-    ranked = rank_architectures(archs, NB201Table.load(table_path), acc, proxy)
-    neg_loss = [-e.metrics["val_loss"] for e in evals]
-    ranked.taus["supernet_loss"] = tau(neg_loss, ranked.truth)
+    loss = [e.metrics["val_loss"] for e in evals]
+    ranked = rank_architectures(archs, NB201Table.load(table_path), acc, proxy, supernet_loss=loss)
     ranked.taus["supernet_other_bn"] = tau(other_acc, ranked.truth)
     # Everything needed to study the ranking or refit the proxy predictor without retraining.
-    ranked.scores["supernet_loss"] = neg_loss
     ranked.scores["supernet_other_bn"] = list(other_acc)
     return {
         "sampler": raw["sampler"],
@@ -274,7 +274,7 @@ def print_intervals(results: list[dict[str, Any]], resamples: int = 2000) -> Non
     Both supernets are ranked on the same cells, so the difference is resampled in pairs;
     the interval covers the choice of cells, not the run-to-run spread of training.
     """
-    from evonas.supernet._rank import tau, tau_ci
+    from evonas.supernet._rank import tau_ci
 
     first, second = results
     if first["ranked"]["archs"] != second["ranked"]["archs"]:
@@ -289,12 +289,13 @@ def print_intervals(results: list[dict[str, Any]], resamples: int = 2000) -> Non
         if key not in first["ranked"]["scores"] or key not in second["ranked"]["scores"]:
             continue
         a, b = first["ranked"]["scores"][key], second["ranked"]["scores"][key]
+        ta, tb = first["taus"][key], second["taus"][key]
         cells = []
-        for score in (a, b):
+        for score, t in ((a, ta), (b, tb)):
             low, high = tau_ci(truth, score, resamples=resamples)
-            cells.append(f"{tau(score, truth):+.3f} [{low:+.2f}, {high:+.2f}]")
+            cells.append(f"{t:+.3f} [{low:+.2f}, {high:+.2f}]")
         low, high = tau_ci(truth, b, a, resamples=resamples)
-        cells.append(f"{tau(b, truth) - tau(a, truth):+.3f} [{low:+.2f}, {high:+.2f}]")
+        cells.append(f"{tb - ta:+.3f} [{low:+.2f}, {high:+.2f}]")
         print(f"{label:<9} {cells[0]:>22} {cells[1]:>22} {cells[2]:>24}")
 
 

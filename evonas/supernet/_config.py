@@ -199,6 +199,12 @@ class ProxyConfig:
     predictor_params: dict[str, Any] = field(default_factory=dict)
     ensemble: int = 1
 
+    def round_steps(self, total_steps: int) -> range:
+        """The step counts after which a (non-final) round runs in a run of ``total_steps``."""
+        if self.every <= 0:
+            return range(0)
+        return range(self.start or self.every, total_steps, self.every)
+
     def __post_init__(self) -> None:
         _int("proxy.every", self.every, 0)
         _int("proxy.start", self.start, 0)

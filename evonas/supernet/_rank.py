@@ -123,6 +123,7 @@ def rank_architectures(
     supernet_acc: Sequence[float] | None = None,
     proxy_loss: Sequence[float] | None = None,
     metric: str = TABLE_METRIC,
+    supernet_loss: Sequence[float] | None = None,
 ) -> RankResult:
     """Kendall tau of the given scores and of the trivial baselines against ``table``.
 
@@ -132,12 +133,16 @@ def rank_architectures(
         supernet_acc: Validation accuracy with inherited weights (larger is better).
         proxy_loss: The proxy predictor's predicted loss (smaller is better).
         metric: The table's ground-truth metric.
+        supernet_loss: Validation loss with inherited weights (smaller is better; scored
+            as ``supernet_loss``, its negation).
     """
     archs = [tuple(a) for a in archs]
     truth = [table.query(a, metric) for a in archs]
     scores: dict[str, list[float]] = {}
     if supernet_acc is not None:
         scores["supernet"] = [float(v) for v in supernet_acc]
+    if supernet_loss is not None:
+        scores["supernet_loss"] = [-float(v) for v in supernet_loss]
     if proxy_loss is not None:
         scores["proxy"] = [-float(v) for v in proxy_loss]
     scores["params"] = [table.query(a, "params_M") for a in archs]

@@ -33,7 +33,7 @@ from evonas.supernet._config import SupernetRunConfig, resolve_paths, resolved_d
 from evonas.supernet._evaluator import SupernetEvaluator, _load_splits
 from evonas.supernet._network import SuperNet
 from evonas.supernet._proxy import PredictorEvaluator
-from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, tau, unseen_architectures
+from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, unseen_architectures
 from evonas.supernet._trainer import PREDICTOR, WEIGHTS, SupernetResult, SupernetTrainer
 
 KIND = "supernet"
@@ -241,7 +241,7 @@ def rank_run(
     evals = [evaluator.evaluate(a) for a in iterator]
     acc = [e.metrics["val_acc"] for e in evals]
     proxy = [e.metrics[predictor.metric] for e in predictor.evaluate_many(archs)] if predictor is not None else None
-    neg_loss = [-e.metrics["val_loss"] for e in evals]
+    loss = [e.metrics["val_loss"] for e in evals]
     out: dict[str, Any] = {
         "num_archs": len(archs),
         "val_images": int(evals[0].info["images"]) if evals else 0,
@@ -253,14 +253,12 @@ def rank_run(
         from evonas.tabular import NB201Table
 
         tbl = NB201Table.load(table if table is not None else config.table)
-        result: RankResult = rank_architectures(archs, tbl, acc, proxy, TABLE_METRIC)
-        result.scores["supernet_loss"] = neg_loss
-        result.taus["supernet_loss"] = tau(neg_loss, result.truth)
+        result: RankResult = rank_architectures(archs, tbl, acc, proxy, TABLE_METRIC, supernet_loss=loss)
         out.update(result.to_dict())
     else:
         out["note"] = "the data are not CIFAR-10 at 32x32: no NAS-Bench-201 ground truth to rank against"
         out["archs"] = [list(a) for a in archs]
-        out["scores"] = {"supernet": acc, "supernet_loss": neg_loss, **({"proxy": [-v for v in proxy]} if proxy is not None else {})}
+        out["scores"] = {"supernet": acc, "supernet_loss": [-v for v in loss], **({"proxy": [-v for v in proxy]} if proxy is not None else {})}
     run.write_json(RANK, _jsonable(out))
     return out
 

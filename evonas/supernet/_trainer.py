@@ -244,21 +244,12 @@ class SupernetTrainer:
                 "images": state.images,
                 "train_seconds": round(state.train_seconds, 3),
             })
-        if self._proxy_due(step):
+        if step in cfg.proxy.round_steps(cfg.train.steps):
             self._proxy_round(state, final=False)
         if step % cfg.checkpoint_every == 0 or step == cfg.train.steps:
             self._save(state)
         if self.on_step is not None:
             self.on_step(step)
-
-    def _proxy_due(self, step: int) -> bool:
-        """Whether a (non-final) proxy round follows step ``step`` (1-based count of steps done)."""
-        pc = self.config.proxy
-        if pc.every <= 0 or step >= self.config.train.steps:
-            return False
-        if pc.start > 0:
-            return step >= pc.start and (step - pc.start) % pc.every == 0
-        return step % pc.every == 0
 
     def _save(self, state: TrainState) -> None:
         if self.run is not None:
