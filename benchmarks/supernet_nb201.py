@@ -1,20 +1,26 @@
 """Single-path supernet on CIFAR-10: uniform vs novelty sampling, ranked against NAS-Bench-201.
 
-For each sampler (same seed, same number of steps, same batches in the same order, run
-side by side as two Ray tasks of one CPU each) the script trains a supernet on the 25k
-training half of CIFAR-10 (the NAS-Bench-201 ``cifar10-valid`` split, real 32x32 images
-from ``../shared/data/images/cifar10-jpg.tar.gz``), runs the proxy-validation loop
-(50 random cells evaluated with inherited weights every tenth of training from 40 % on and
-after the last step; an ensemble of 5 GAE predictors fitted on their per-round
-standardised losses at the end), then reports:
+The comparison is replicated: ``--repeats`` pairs of runs (default 2), pair ``r`` with seed
+``--seed + r``. Within a pair both samplers share the seed (initial weights, batches in the
+same order, proxy cells) and the number of steps; the runs are Ray tasks of one CPU, two
+at a time. Each run trains a supernet on the 25k training half of CIFAR-10 (the
+NAS-Bench-201 ``cifar10-valid`` split, real 32x32 images from
+``../shared/data/images/cifar10-jpg.tar.gz``), runs the proxy-validation loop (50 random
+cells evaluated with inherited weights every tenth of training from 40 % on and after the
+last step; an ensemble of 5 GAE predictors fitted on their per-round standardised losses
+at the end), then reports:
 
 - Kendall tau between the supernet's validation accuracy (inherited weights, BatchNorm
   re-estimated per architecture) and the table's 200-epoch ``cifar10-valid_valid_acc``,
-  over ``--archs`` random architectures the proxy loop never evaluated;
+  over ``--archs`` random architectures, the same for every run, held out of every
+  proxy loop;
 - Kendall tau of the proxy predictor on the same (unseen) architectures;
 - the trivial baselines on the same architectures: parameter count, number of 3x3 convs;
-- 95 % bootstrap intervals of the taus and of the paired novelty - uniform difference
-  (resampling the ranked cells; they do not cover the run-to-run spread of training);
+- 95 % bootstrap intervals of the taus and of the paired novelty - uniform difference per
+  seed (resampling the ranked cells: they do not cover the run-to-run spread of training);
+- over the seeds: each sampler's mean tau, the mean novelty - uniform gap, and the
+  run-to-run spread of one run's tau, which is what the gap must be judged against (two
+  uniform runs differing only in the sampler's random stream differed by 0.08);
 - distinct architectures trained, training throughput (path-images per second) against
   training one fixed network of the same size (mean over random cells), and the share of
   the training time spent sampling.
@@ -23,15 +29,16 @@ Budget: the whole script is meant to finish within ``--budget-minutes`` (90) on 
 cores when the machine is otherwise idle. Unless ``--steps`` is given, it measures the
 step time first and chooses the number of steps that fits the budget (printed). On a busy
 machine the same budget buys fewer steps. ``--quick`` is a reduced version (about 15
-minutes, fewer steps and architectures) for smoke tests.
+minutes, one seed, fewer steps and architectures) for smoke tests. Training and
+evaluation use channels-last tensors, which torch's oneDNN CPU kernels run 1.4-2.3x faster.
 
-With ``--json`` the file also holds, per sampler, the ranked architectures with every
-score and the proxy loop's (architecture, validation loss) memory, so predictors can be
-refitted on the supernet's losses without training again; the trained supernets' weights
-are saved next to it (``<json stem>.uniform.pt``, ``.novelty.pt``).
+With ``--json`` the file also holds, per run, the ranked architectures with every score
+and the proxy loop's (architecture, validation loss) memory, so predictors can be refitted
+on the supernet's losses without training again; the trained supernets' weights are saved
+next to it (``<json stem>.<sampler>.seed<seed>.pt``).
 
 Usage: python benchmarks/supernet_nb201.py [--quick] [--budget-minutes 90] [--steps N]
-       [--archs 200] [--channels 8] [--cells 1] [--fair] [--json PATH]
+       [--repeats 2] [--archs 200] [--channels 8] [--cells 1] [--fair] [--json PATH]
 """
 
 from __future__ import annotations
@@ -71,7 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bn-recalibration", action=argparse.BooleanOptionalAction, default=True,
                    help="re-estimate BatchNorm statistics per architecture for the headline figure "
                         "(default on; the other mode is reported too)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the first pair; pair r uses seed + r")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="pairs of runs (uniform, novelty), each pair with its own seed (default 2, quick 1)")
     p.add_argument("--jobs", type=int, default=2, help="samplers trained at once (Ray tasks of one CPU)")
     p.add_argument("--data", default=str(DATA), help="CIFAR-10 ImageFolder tar.gz")
     p.add_argument("--table", default=str(TABLE), help="NAS-Bench-201 table (nb201.csv.gz)")
@@ -80,17 +89,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.budget_minutes = args.budget_minutes or (15.0 if args.quick else 90.0)
     args.archs = args.archs or (60 if args.quick else 200)
     args.rank_images = args.rank_images or (1000 if args.quick else 5000)
+    args.repeats = args.repeats if args.repeats is not None else (1 if args.quick else 2)
     if args.rank_images < 1 or args.archs < 2:
         p.error(f"--archs must be >= 2 and --rank-images >= 1; got {args.archs} and {args.rank_images}")
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1; got {args.repeats}")
     return args
 
 
-def run_config(args: argparse.Namespace, sampler: str, steps: int) -> dict[str, Any]:
-    """The raw config of one run (validated by SupernetRunConfig)."""
+def run_config(args: argparse.Namespace, sampler: str, steps: int, seed: int | None = None) -> dict[str, Any]:
+    """The raw config of one run (validated by SupernetRunConfig); ``seed`` defaults to
+    ``--seed``."""
     base = {"name": sampler, "params": {"warmup_steps": max(50, steps // 20)} if sampler == "novelty" else {}}
     sampler_cfg = {"name": "fair", "params": {"base": base["name"], "base_params": base["params"]}} if args.fair else base
     return {
-        "seed": args.seed,
+        "seed": args.seed if seed is None else seed,
         "dataset": {"name": "imagefolder", "root": args.data, "val_fraction": 0.5},
         "supernet": {"channels": args.channels, "cells_per_stage": args.cells},
         "sampler": sampler_cfg,
@@ -180,11 +193,15 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
         arch = space.sample(rng)
         state.sampler = _Cycle([arch])  # type: ignore[assignment]
         net = NB201Network(arch, C=args.channels, N=args.cells, num_classes=10, in_channels=3)
+        if trainer.channels_last:  # the same memory format as the supernet's
+            net.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
         for i in range(6):
             before = state.train_seconds
             trainer._step(state)
             x, y = splits.train.batch(rng.choice(len(splits.train), args.batch_size, replace=False))
+            if trainer.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             start = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(net(x), y).backward()
@@ -202,9 +219,11 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
 
 
 def train_and_rank(
-    raw: dict[str, Any], num_archs: int, table_path: str, rank_images: int = 5000, save: str | None = None
+    raw: dict[str, Any], archs: list[tuple[int, ...]], table_path: str, rank_images: int = 5000,
+    save: str | None = None,
 ) -> dict[str, Any]:
-    """One sampler: train, then rank ``num_archs`` architectures the proxy loop never saw.
+    """One run: train, then rank ``archs``, which the proxy loop is kept from evaluating
+    (every run of the benchmark is ranked on the same cells).
 
     The ranking evaluates every architecture on ``rank_images`` validation images; the
     proxy rounds (and the other-BatchNorm-mode column) use the run's 1000.
@@ -217,7 +236,6 @@ def train_and_rank(
     import torch
 
     from evonas.config import from_dict
-    from evonas.spaces import NB201Space
     from evonas.supernet import (
         PredictorEvaluator,
         SupernetEvaluator,
@@ -225,18 +243,20 @@ def train_and_rank(
         SupernetTrainer,
         rank_architectures,
     )
-    from evonas.supernet._rank import tau, unseen_architectures
+    from evonas.supernet._rank import tau
     from evonas.tabular import NB201Table
 
     torch.set_num_threads(1)
     start = time.perf_counter()
     config = from_dict(SupernetRunConfig, raw)
-    trainer = SupernetTrainer(config)
+    trainer = SupernetTrainer(config, holdout=archs)
     result = trainer.train()
     trained_s = time.perf_counter() - start
     if save:
         torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, save)
-    archs = unseen_architectures(NB201Space(), result.state.memory.archs(), config.seed, num_archs)
+    archs = [tuple(a) for a in archs]
+    if result.state.memory.archs() & set(archs):
+        raise RuntimeError("the proxy loop evaluated a held-out cell")
 
     rank_config = dataclasses.replace(config.evaluation, val_images=rank_images)
     evaluator = SupernetEvaluator.attached(
@@ -257,6 +277,7 @@ def train_and_rank(
     ranked.scores["supernet_other_bn"] = list(other_acc)
     return {
         "sampler": raw["sampler"],
+        "seed": config.seed,
         "summary": result.summary,
         "taus": ranked.taus,
         "ranked": {"archs": [list(a) for a in archs], "truth": ranked.truth, "scores": ranked.scores},
@@ -268,24 +289,24 @@ def train_and_rank(
     }
 
 
-def print_intervals(results: list[dict[str, Any]], resamples: int = 2000) -> None:
-    """Bootstrap intervals of every tau and of the paired novelty - uniform difference.
+SCORES = (("supernet", "supernet"), ("supernet_loss", "-loss"), ("proxy", "proxy"))
 
-    Both supernets are ranked on the same cells, so the difference is resampled in pairs;
-    the interval covers the choice of cells, not the run-to-run spread of training.
+
+def print_intervals(first: dict[str, Any], second: dict[str, Any], title: str, resamples: int = 2000) -> None:
+    """Bootstrap intervals of every tau of two runs and of their paired difference.
+
+    Both runs are ranked on the same cells, so the difference is resampled in pairs; the
+    interval covers the choice of cells, not the run-to-run spread of training.
     """
     from evonas.supernet._rank import tau_ci
 
-    first, second = results
-    if first["ranked"]["archs"] != second["ranked"]["archs"]:
-        print("(the samplers were ranked on different cells: no paired intervals)")
-        return
     truth = first["ranked"]["truth"]
-    print(f"\n95% bootstrap intervals over the {len(truth)} cells ({resamples} paired resamples):")
-    header = f"{'score':<9} {SAMPLERS[0]:>22} {SAMPLERS[1]:>22} {SAMPLERS[1] + ' - ' + SAMPLERS[0]:>24}"
+    print(f"\n{title}: 95% bootstrap intervals over the {len(truth)} cells ({resamples} paired resamples)")
+    names = [f"{r['sampler']['name']} seed {r['seed']}" for r in (first, second)]
+    header = f"{'score':<9} {names[0]:>22} {names[1]:>22} {'difference':>24}"
     print(header)
     print("-" * len(header))
-    for key, label in (("supernet", "supernet"), ("supernet_loss", "-loss"), ("proxy", "proxy")):
+    for key, label in SCORES:
         if key not in first["ranked"]["scores"] or key not in second["ranked"]["scores"]:
             continue
         a, b = first["ranked"]["scores"][key], second["ranked"]["scores"][key]
@@ -297,6 +318,66 @@ def print_intervals(results: list[dict[str, Any]], resamples: int = 2000) -> Non
         low, high = tau_ci(truth, b, a, resamples=resamples)
         cells.append(f"{tb - ta:+.3f} [{low:+.2f}, {high:+.2f}]")
         print(f"{label:<9} {cells[0]:>22} {cells[1]:>22} {cells[2]:>24}")
+
+
+def replicate_summary(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean taus over the seeds and the novelty - uniform gap against the run-to-run spread.
+
+    For each score: the mean tau of each sampler over its seeds; the per-seed paired gaps
+    (novelty - uniform, same seed) and their mean; the run-to-run standard deviation of one
+    run's tau, pooled over both samplers' seeds (``sd``, needs two seeds or more); and the
+    standard error of the mean gap, ``sd * sqrt(2 / seeds)``. That error treats the two
+    runs of a pair as independent: runs sharing a seed are if anything positively
+    correlated, so it is conservative. Novelty counts as worse only if the mean gap is
+    below ``-2 * se``.
+    """
+    by = {name: {r["seed"]: r for r in results if r["sampler"]["name"] == name} for name in SAMPLERS}
+    seeds = sorted(set(by[SAMPLERS[0]]) & set(by[SAMPLERS[1]]))
+    out: dict[str, dict[str, float]] = {}
+    for key, _ in SCORES:
+        if not all(key in by[n][s]["taus"] for n in SAMPLERS for s in seeds):
+            continue
+        taus = {n: np.array([by[n][s]["taus"][key] for s in seeds]) for n in SAMPLERS}
+        gaps = taus[SAMPLERS[1]] - taus[SAMPLERS[0]]
+        row = {f"mean_{n}": float(taus[n].mean()) for n in SAMPLERS}
+        row["mean_gap"] = float(gaps.mean())
+        row.update({f"gap_seed{s}": float(g) for s, g in zip(seeds, gaps)})
+        if len(seeds) >= 2:
+            sd = float(np.sqrt(np.mean([taus[n].var(ddof=1) for n in SAMPLERS])))
+            row["sd"], row["se_gap"] = sd, sd * math.sqrt(2.0 / len(seeds))
+            row["novelty_worse"] = float(row["mean_gap"] < -2.0 * row["se_gap"])
+        out[key] = row
+    return out
+
+
+def print_replicates(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Print :func:`replicate_summary` and, for each sampler, the seed-to-seed
+    difference of its first two seeds with its cell-bootstrap interval (what the training
+    run alone changes); returns the summary."""
+    summary = replicate_summary(results)
+    seeds = sorted({r["seed"] for r in results})
+    print(f"\nover {len(seeds)} seeds ({', '.join(map(str, seeds))}): mean tau per sampler, novelty - uniform gap "
+          "per seed and on average, run-to-run sd of one run's tau (pooled over both samplers), standard error "
+          "of the mean gap")
+    header = (f"{'score':<9} {'uniform':>8} {'novelty':>8} "
+              + " ".join(f"{'gap s' + str(s):>8}" for s in seeds)
+              + f" {'mean gap':>9} {'sd':>6} {'se':>6}  novelty worse (gap < -2 se)?")
+    print(header)
+    print("-" * len(header))
+    for key, label in SCORES:
+        row = summary.get(key)
+        if row is None:
+            continue
+        gaps = " ".join(f"{row[f'gap_seed{s}']:>+8.3f}" for s in seeds)
+        verdict = ("yes" if row["novelty_worse"] else "no") if "sd" in row else "(one seed: no spread)"
+        spread = f"{row['sd']:>6.3f} {row['se_gap']:>6.3f}" if "sd" in row else f"{'-':>6} {'-':>6}"
+        print(f"{label:<9} {row['mean_uniform']:>+8.3f} {row['mean_novelty']:>+8.3f} {gaps} "
+              f"{row['mean_gap']:>+9.3f} {spread}  {verdict}")
+    if len(seeds) >= 2:
+        for name in SAMPLERS:
+            runs = {r["seed"]: r for r in results if r["sampler"]["name"] == name}
+            print_intervals(runs[seeds[0]], runs[seeds[1]], f"{name} against itself, seed {seeds[1]} - seed {seeds[0]}")
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,60 +404,73 @@ def main(argv: list[str] | None = None) -> int:
         args.archs * (1 + rank_cost) + proxy_evaluations(proxy_config(args, nominal), nominal)
     )
     per_run_eval_s += GAE_FIT_RESERVE_S
-    waves = math.ceil(len(SAMPLERS) / max(1, min(args.jobs, len(SAMPLERS))))
+    runs = [(args.seed + r, name) for r in range(args.repeats) for name in SAMPLERS]
+    waves = math.ceil(len(runs) / max(1, min(args.jobs, len(runs))))
     budget_s = args.budget_minutes * 60 - elapsed - 60  # a minute for Ray start-up and the report
     steps = args.steps or max(100, int(0.85 * (budget_s / waves - per_run_eval_s) / cal["step_s"]))
     print(
         f"calibration: {cal['step_s']:.3f} s/step, {cal['eval_s']:.2f} s/architecture evaluation; "
         f"paired on the same cells and batches: supernet {cal['paired_super_img_s']:.0f} img/s, fixed network "
-        f"{cal['fixed_img_s']:.0f} img/s ({cal['paired_ratio']:.2f}x) -> {steps} steps per sampler "
+        f"{cal['fixed_img_s']:.0f} img/s ({cal['paired_ratio']:.2f}x) -> {len(runs)} runs ({args.repeats} seeds x "
+        f"{len(SAMPLERS)} samplers, {waves} at a time) of {steps} steps "
         f"({steps * args.batch_size / len(splits.train):.1f} epochs), budget {args.budget_minutes:.0f} min",
         flush=True,
     )
+    # every run is ranked on the same cells, which its proxy loop is kept from evaluating
+    from evonas.spaces import NB201Space
+    from evonas.supernet._rank import unseen_architectures
+
+    cells = unseen_architectures(NB201Space(), set(), args.seed, args.archs)
 
     init_local_ray(num_cpus=max(1, args.jobs))
     try:
         task = ray.remote(train_and_rank).options(num_cpus=1, max_retries=0)
-        saves = [str(Path(args.json).with_suffix(f".{s}.pt")) if args.json else None for s in SAMPLERS]
-        refs = [task.remote(run_config(args, s, steps), args.archs, args.table, args.rank_images, p) for s, p in zip(SAMPLERS, saves)]
+        refs = []
+        for seed, name in runs:  # submitted pair by pair: the first pair runs first
+            save = str(Path(args.json).with_suffix(f".{name}.seed{seed}.pt")) if args.json else None
+            refs.append(task.remote(run_config(args, name, steps, seed), cells, args.table, args.rank_images, save))
         results = ray.get(refs)
     finally:
         ray.shutdown()
 
     print()
     print(f"Single-path supernet C={args.channels}, N={args.cells}, {steps} steps of {args.batch_size} "
-          f"({'fair, ' if args.fair else ''}seed {args.seed}); Kendall tau vs NAS-Bench-201 "
-          f"cifar10-valid_valid_acc (200 epochs) over {results[0]['num_archs']} random architectures "
-          "the proxy loop never evaluated")
+          f"({'fair, ' if args.fair else ''}seeds {', '.join(str(args.seed + r) for r in range(args.repeats))}; "
+          "uniform and novelty share each seed: initial weights, batches and proxy cells); Kendall tau vs "
+          f"NAS-Bench-201 cifar10-valid_valid_acc (200 epochs) over the same {len(cells)} random architectures "
+          "for every run, which no proxy loop evaluated")
     other = "BN re-est." if not args.bn_recalibration else "no re-est."
     print(f"columns: supernet = val_acc on {args.rank_images} validation images with inherited weights "
           f"({'with' if args.bn_recalibration else 'without'} BatchNorm re-estimation); -loss = the same by "
           f"validation loss; {other} = val_acc in the other BatchNorm mode (1000 images); proxy = GAE predictor "
           "ensemble trained on the proxy loop's losses")
-    header = (f"{'sampler':<9} {'supernet':>8} {'-loss':>7} {other:>10} {'proxy':>7} {'params':>7} {'#3x3':>7} "
-              f"{'distinct':>9} {'img/s':>7} {'sampling':>9} {'minutes':>8}")
+    header = (f"{'sampler':<9} {'seed':>4} {'supernet':>8} {'-loss':>7} {other:>10} {'proxy':>7} {'params':>7} "
+              f"{'#3x3':>7} {'distinct':>9} {'img/s':>7} {'sampling':>9} {'minutes':>8}")
     print(header)
     print("-" * len(header))
-    for name, r in zip(SAMPLERS, results):
+    for (seed, name), r in sorted(zip(runs, results), key=lambda item: (SAMPLERS.index(item[0][1]), item[0][0])):
         s, t = r["summary"], r["taus"]
         print(
-            f"{name:<9} {t['supernet']:>+8.3f} {t['supernet_loss']:>+7.3f} {t['supernet_other_bn']:>+10.3f} "
+            f"{name:<9} {seed:>4d} {t['supernet']:>+8.3f} {t['supernet_loss']:>+7.3f} {t['supernet_other_bn']:>+10.3f} "
             f"{t.get('proxy', float('nan')):>+7.3f} {t['params']:>+7.3f} "
             f"{t['conv3x3']:>+7.3f} {s['distinct_archs']:>9d} {s['throughput_img_s']:>7.0f} "
             f"{100 * s['sampling_overhead']:>8.2f}% "
             f"{r['total_minutes']:>8.1f}"
         )
-    print_intervals(results)
+    for i in range(0, len(results), len(SAMPLERS)):
+        print_intervals(results[i], results[i + 1], f"novelty - uniform, seed {runs[i][0]}")
+    summary = print_replicates(results)
     total = (time.perf_counter() - script_start) / 60
     print(f"\nthroughput against one fixed network of the same size (paired: same cells, same batches, "
           f"interleaved): supernet {cal['paired_super_img_s']:.0f} img/s vs fixed {cal['fixed_img_s']:.0f} img/s "
-          f"= {cal['paired_ratio']:.2f}x; img/s above = path-images per second during the runs (both samplers "
+          f"= {cal['paired_ratio']:.2f}x; img/s above = path-images per second during the runs (two runs "
           f"in parallel); whole script {total:.1f} min")
     print("targets: supernet tau >= 0.40; proxy above the params baseline; novelty not worse than uniform; "
           "sampling overhead <= 10%")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"args": vars(args), "steps": steps, "calibration": cal, "results": results, "minutes": total},
+            {"args": vars(args), "steps": steps, "calibration": cal, "results": results, "replicates": summary,
+             "minutes": total},
             indent=2, default=float,
         ))
     return 0

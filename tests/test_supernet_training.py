@@ -194,6 +194,22 @@ def test_proxy_rounds_start_late_and_an_ensemble_predictor_is_saved(tmp_path):
     assert [m.random_state for m in proxy.predictor.estimators_] == [0, 1, 2]
 
 
+def test_proxy_loop_never_evaluates_held_out_cells():
+    from evonas.errors import ArchError
+    from evonas.spaces import NB201Space
+
+    space = NB201Space()
+    free = {space.from_ordinal(o) for o in (3, 5, 77, 901, 999, 4242, 12345, 15000)}
+    holdout = [a for a in map(space.from_ordinal, range(space.size)) if a not in free]
+    config = load_run_config(None, TINY + PROXY)
+    result = SupernetTrainer(config, holdout=holdout).train()
+    # rounds after steps 3 and 6 and a final one, 6 cells each, all drawn from the 8 free cells
+    seen = result.state.memory.archs()
+    assert 6 <= len(seen) and seen <= free
+    with pytest.raises(ArchError, match="op indices in 0..4"):
+        SupernetTrainer(config, holdout=[(0, 0, 0, 0, 0, 9)])
+
+
 def test_uniform_run_without_proxy_writes_no_predictor(tmp_path):
     path, summary = start_training(None, TINY + ["train.archs_per_step=2"], run_dir=tmp_path / "u")
     assert load_predictor(path) is None and summary["proxy_memory"] == 0

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from evonas.evaluation import Evaluation
 from evonas.spaces import Arch, NB201Space
 from evonas.supernet._config import SupernetEvalConfig, SupernetSpec
 from evonas.supernet._network import SuperNet, bn_buffers, cumulative_bn, restore_buffers
-from evonas.training import select_device
+from evonas.training import prefers_channels_last, select_device
 
 METRIC_NAMES: tuple[str, ...] = ("val_loss", "val_acc")
 
@@ -103,7 +103,8 @@ class SupernetEvaluator:
         in_channels: Image channels.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         amp: Autocast the forward passes (float16 on CUDA, bfloat16 on the CPU).
-        channels_last: Channels-last inputs and weights.
+        channels_last: Channels-last inputs and weights; ``"auto"``: where the device
+            prefers them (:func:`~evonas.training.prefers_channels_last`).
         data_seed: Seed of the evaluation subsets.
         num_threads: torch CPU threads during evaluations (None: unchanged).
 
@@ -124,7 +125,7 @@ class SupernetEvaluator:
         in_channels: int = 3,
         device: str = "cpu",
         amp: bool = False,
-        channels_last: bool = False,
+        channels_last: bool | Literal["auto"] = "auto",
         data_seed: int = 0,
         num_threads: int | None = None,
     ) -> None:
@@ -156,12 +157,13 @@ class SupernetEvaluator:
         *,
         dataset: DatasetConfig | None = None,
         amp: bool = False,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         data_seed: int = 0,
         data: EvalData | None = None,
     ) -> SupernetEvaluator:
         """An evaluator using ``model`` itself (no copy); its weights must not change
-        while cached results are in use."""
+        while cached results are in use. ``channels_last=None`` follows the memory format
+        of the model's weights."""
         spec = SupernetSpec(channels=model.C, cells_per_stage=model.N)
         self = cls.__new__(cls)
         self.weights = {}
@@ -171,6 +173,11 @@ class SupernetEvaluator:
         self.num_classes, self.in_channels = model.num_classes, model.in_channels
         first = next(model.parameters())
         self.device = str(first.device)
+        if channels_last is None:
+            conv = next((p for p in model.parameters() if p.dim() == 4), None)
+            channels_last = conv is not None and not conv.is_contiguous() and conv.is_contiguous(
+                memory_format=torch.channels_last
+            )
         self.amp, self.channels_last, self.data_seed, self.num_threads = amp, channels_last, data_seed, None
         self.space = NB201Space()
         self._model = model
@@ -199,6 +206,8 @@ class SupernetEvaluator:
             net = SuperNet(self.spec.channels, self.spec.cells_per_stage, self.num_classes, self.in_channels)
             net.load_state_dict(self.weights)
             net.to(device)
+            if self.channels_last == "auto":
+                self.channels_last = prefers_channels_last(device)
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)
             net.eval()

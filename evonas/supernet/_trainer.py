@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from evonas.supernet._evaluator import EvalData, SupernetEvaluator
 from evonas.supernet._network import SuperNet
 from evonas.supernet._proxy import ProxyMemory, fit_proxy_predictor
 from evonas.supernet._samplers import Sampler, make_sampler, op_balance
-from evonas.training import seeded_model, select_device
+from evonas.training import prefers_channels_last, seeded_model, select_device
 
 WEIGHTS = "supernet.pt"
 PREDICTOR = "predictor.pkl"
@@ -100,6 +100,9 @@ class SupernetTrainer:
         progress: Show a tqdm bar.
         on_step: Called with the step count after every step and its bookkeeping
             (a way to stop a run from outside by raising).
+        holdout: Architectures the proxy loop never evaluates, e.g. the cells a
+            predictor is tested on afterwards, so that several runs can be compared on
+            the same unseen cells (the supernet still trains on them).
 
     Raises:
         ConfigError: The device is not available, the training split is smaller than a
@@ -113,9 +116,11 @@ class SupernetTrainer:
         run: RunDir | None = None,
         progress: bool = False,
         on_step: Callable[[int], None] | None = None,
+        holdout: Collection[Sequence[int]] = (),
     ) -> None:
         self.config = config
         self.space = NB201Space()
+        self.holdout = np.unique([self.space.ordinal(self.space.validate(a)) for a in holdout]).astype(np.int64)
         self.splits = config.dataset.load() if splits is None else splits
         if len(self.splits.train) < config.train.batch_size:
             raise ConfigError(
@@ -134,7 +139,7 @@ class SupernetTrainer:
         tc = config.train
         self.device = select_device(tc.device)
         self.amp = self.device.type == "cuda" if tc.amp == "auto" else bool(tc.amp)
-        self.channels_last = self.device.type == "cuda" if tc.channels_last == "auto" else bool(tc.channels_last)
+        self.channels_last = prefers_channels_last(self.device) if tc.channels_last == "auto" else bool(tc.channels_last)
         self.model = seeded_model(
             lambda: SuperNet(
                 config.supernet.channels, config.supernet.cells_per_stage,
@@ -329,7 +334,11 @@ class SupernetTrainer:
     def _proxy_round(self, state: TrainState, final: bool) -> None:
         pc = self.config.proxy
         start = time.perf_counter()
-        chosen = state.proxy_rng.choice(self.space.size, size=min(pc.archs_per_round, self.space.size), replace=False)
+        if len(self.holdout):
+            pool = np.setdiff1d(np.arange(self.space.size), self.holdout)
+            chosen = pool[state.proxy_rng.choice(len(pool), size=min(pc.archs_per_round, len(pool)), replace=False)]
+        else:
+            chosen = state.proxy_rng.choice(self.space.size, size=min(pc.archs_per_round, self.space.size), replace=False)
         archs = [self.space.from_ordinal(int(o)) for o in chosen]
         evaluator = self.evaluator()
         evals = evaluator.evaluate_many(archs)

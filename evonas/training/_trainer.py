@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from evonas.data import DataSplits
 from evonas.errors import ConfigError
 from evonas.models import count_parameters
-from evonas.training._device import check_device_spec, select_device
+from evonas.training._device import check_device_spec, prefers_channels_last, select_device
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -50,7 +50,8 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         amp: Automatic mixed precision: ``"auto"`` (on for CUDA, off on the CPU), true
             (float16 with loss scaling on CUDA, bfloat16 on the CPU) or false.
-        channels_last: Channels-last memory format: ``"auto"`` (on for CUDA), true or false.
+        channels_last: Channels-last memory format: ``"auto"`` (on for CUDA and for CPUs with
+            oneDNN, see :func:`~evonas.training.prefers_channels_last`), true or false.
         num_workers: DataLoader worker processes (0: load in the training process, best
             for in-memory datasets).
         eval_batch_size: Batch size of validation and test passes.
@@ -345,7 +346,7 @@ def _train(
     return_logits: bool = False,
 ) -> TrainResult:
     use_amp = _resolve(config.amp, device)
-    use_cl = _resolve(config.channels_last, device)
+    use_cl = prefers_channels_last(device) if config.channels_last == "auto" else bool(config.channels_last)
     pin = device.type == "cuda"
     model.to(device)
     if use_cl:
