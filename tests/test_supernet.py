@@ -341,6 +341,30 @@ def test_bn_reestimation_makes_results_independent_of_stored_statistics(digits):
     assert float(sum(losses)) / 40 == pytest.approx(recal[0]["val_loss"], rel=1e-5)
 
 
+def test_evaluators_follow_the_memory_format(digits, monkeypatch):
+    from evonas.training import prefers_channels_last
+
+    net = _digits_supernet(digits)
+    config = SupernetEvalConfig(bn_batches=1, batch_size=32, val_images=40)
+    arch = (3, 2, 3, 1, 3, 2)
+    plain = SupernetEvaluator.attached(net, digits, config)
+    assert plain.channels_last is False
+    expected = plain.evaluate(arch).metrics
+    net.to(memory_format=torch.channels_last)
+    nhwc = SupernetEvaluator.attached(net, digits, config)
+    assert nhwc.channels_last is True
+    got = nhwc.evaluate(arch).metrics
+    assert got["val_loss"] == pytest.approx(expected["val_loss"], rel=1e-5)
+    assert got["val_acc"] == expected["val_acc"]
+    # from weights: "auto" resolves on the device when the supernet is built
+    for available in (True, False):
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: available)
+        ev = SupernetEvaluator(net.state_dict(), SupernetSpec(4, 1), DIGITS, config, num_classes=10, in_channels=1)
+        assert ev.channels_last == "auto"
+        ev.model()
+        assert ev.channels_last is prefers_channels_last(torch.device("cpu")) is available
+
+
 def test_evaluator_pickles_with_its_weights(digits):
     net = _digits_supernet(digits)
     config = SupernetEvalConfig(bn_batches=1, batch_size=32, val_images=30)

@@ -162,6 +162,21 @@ def test_cpu_bfloat16_autocast_and_channels_last_train(digits):
     assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_auto_channels_last_follows_the_device(digits, monkeypatch):
+    from evonas.training import prefers_channels_last
+
+    assert prefers_channels_last(torch.device("cuda", 0))
+    for available, expected in ((True, True), (False, False)):
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: available)
+        assert prefers_channels_last(torch.device("cpu")) is expected
+        model = _net(0, digits)
+        train_model(model, digits, TrainConfig(epochs=1, batch_size=64, device="cpu", channels_last="auto"), seed=0)
+        # a 3x3 conv with several input channels (the 1-channel stem is both layouts at once)
+        weight = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1)
+        assert weight.is_contiguous(memory_format=torch.channels_last) is expected
+        assert weight.is_contiguous() is not expected
+
+
 # ------------------------------------------------------------------------ evaluation
 def test_evaluate_model_exact_loss_accuracy_and_logits():
     # logits = x itself: the rows below predict classes 0, 1, 1 for labels 0, 1, 0

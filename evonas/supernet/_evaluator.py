@@ -174,7 +174,9 @@ class SupernetEvaluator:
         first = next(model.parameters())
         self.device = str(first.device)
         if channels_last is None:
-            conv = next((p for p in model.parameters() if p.dim() == 4), None)
+            # a conv weight with several input channels and a spatial kernel: for it the two
+            # memory formats differ (a 1-channel stem's weight is both at once)
+            conv = next((p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1), None)
             channels_last = conv is not None and not conv.is_contiguous() and conv.is_contiguous(
                 memory_format=torch.channels_last
             )
