@@ -236,13 +236,7 @@ def train_and_rank(
     import torch
 
     from evonas.config import from_dict
-    from evonas.supernet import (
-        PredictorEvaluator,
-        SupernetEvaluator,
-        SupernetRunConfig,
-        SupernetTrainer,
-        rank_architectures,
-    )
+    from evonas.supernet import PredictorEvaluator, SupernetRunConfig, SupernetTrainer, rank_architectures
     from evonas.supernet._rank import tau
     from evonas.tabular import NB201Table
 
@@ -254,18 +248,11 @@ def train_and_rank(
     trained_s = time.perf_counter() - start
     if save:
         torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, save)
-    archs = [tuple(a) for a in archs]
-    if result.state.memory.archs() & set(archs):
-        raise RuntimeError("the proxy loop evaluated a held-out cell")
 
-    rank_config = dataclasses.replace(config.evaluation, val_images=rank_images)
-    evaluator = SupernetEvaluator.attached(
-        trainer.model, trainer.splits, rank_config, dataset=config.dataset, data_seed=config.seed
-    )
-    evals = evaluator.evaluate_many(archs)
+    evals = trainer.evaluator(dataclasses.replace(config.evaluation, val_images=rank_images)).evaluate_many(archs)
     acc = [e.metrics["val_acc"] for e in evals]
-    other = trainer.evaluator()  # the other BatchNorm mode, to show what re-estimation does
-    other.config = dataclasses.replace(config.evaluation, bn_recalibration=not config.evaluation.bn_recalibration)
+    # the other BatchNorm mode, to show what re-estimation does
+    other = trainer.evaluator(dataclasses.replace(config.evaluation, bn_recalibration=not config.evaluation.bn_recalibration))
     other_acc = [e.metrics["val_acc"] for e in other.evaluate_many(archs)]
     proxy = None
     if result.state.predictor is not None:

@@ -26,7 +26,7 @@ from evonas.evaluation import Evaluation
 from evonas.spaces import Arch, NB201Space
 from evonas.supernet._config import SupernetEvalConfig, SupernetSpec
 from evonas.supernet._network import SuperNet, bn_buffers, cumulative_bn, restore_buffers
-from evonas.training import prefers_channels_last, select_device
+from evonas.training import resolve_channels_last, select_device
 
 METRIC_NAMES: tuple[str, ...] = ("val_loss", "val_acc")
 
@@ -208,8 +208,7 @@ class SupernetEvaluator:
             net = SuperNet(self.spec.channels, self.spec.cells_per_stage, self.num_classes, self.in_channels)
             net.load_state_dict(self.weights)
             net.to(device)
-            if self.channels_last == "auto":
-                self.channels_last = prefers_channels_last(device)
+            self.channels_last = resolve_channels_last(self.channels_last, device)
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)
             net.eval()

@@ -117,6 +117,23 @@ class RankResult:
         }
 
 
+def supernet_scores(
+    supernet_acc: Sequence[float] | None = None,
+    proxy_loss: Sequence[float] | None = None,
+    supernet_loss: Sequence[float] | None = None,
+) -> dict[str, list[float]]:
+    """The given measurements as scores, larger is better: ``supernet`` (accuracy),
+    ``supernet_loss`` and ``proxy`` (negated losses); absent ones are left out."""
+    scores: dict[str, list[float]] = {}
+    if supernet_acc is not None:
+        scores["supernet"] = [float(v) for v in supernet_acc]
+    if supernet_loss is not None:
+        scores["supernet_loss"] = [-float(v) for v in supernet_loss]
+    if proxy_loss is not None:
+        scores["proxy"] = [-float(v) for v in proxy_loss]
+    return scores
+
+
 def rank_architectures(
     archs: Sequence[Arch],
     table: Any,
@@ -138,13 +155,7 @@ def rank_architectures(
     """
     archs = [tuple(a) for a in archs]
     truth = [table.query(a, metric) for a in archs]
-    scores: dict[str, list[float]] = {}
-    if supernet_acc is not None:
-        scores["supernet"] = [float(v) for v in supernet_acc]
-    if supernet_loss is not None:
-        scores["supernet_loss"] = [-float(v) for v in supernet_loss]
-    if proxy_loss is not None:
-        scores["proxy"] = [-float(v) for v in proxy_loss]
+    scores = supernet_scores(supernet_acc, proxy_loss, supernet_loss)
     scores["params"] = [table.query(a, "params_M") for a in archs]
     scores["conv3x3"] = [float(num_conv3x3(a)) for a in archs]
     return RankResult(archs, truth, {k: tau(v, truth) for k, v in scores.items()}, scores, metric)

@@ -33,7 +33,7 @@ from evonas.supernet._config import SupernetRunConfig, resolve_paths, resolved_d
 from evonas.supernet._evaluator import SupernetEvaluator, _load_splits
 from evonas.supernet._network import SuperNet
 from evonas.supernet._proxy import PredictorEvaluator
-from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, unseen_architectures
+from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, supernet_scores, unseen_architectures
 from evonas.supernet._trainer import PREDICTOR, WEIGHTS, SupernetResult, SupernetTrainer
 
 KIND = "supernet"
@@ -258,7 +258,7 @@ def rank_run(
     else:
         out["note"] = "the data are not CIFAR-10 at 32x32: no NAS-Bench-201 ground truth to rank against"
         out["archs"] = [list(a) for a in archs]
-        out["scores"] = {"supernet": acc, "supernet_loss": [-v for v in loss], **({"proxy": [-v for v in proxy]} if proxy is not None else {})}
+        out["scores"] = supernet_scores(acc, proxy, loss)
     run.write_json(RANK, _jsonable(out))
     return out
 

@@ -30,12 +30,12 @@ from evonas.data import DataSplits
 from evonas.errors import ConfigError, RunDirError
 from evonas.runs import RunDir
 from evonas.spaces import Arch, NB201Space
-from evonas.supernet._config import SupernetRunConfig
+from evonas.supernet._config import SupernetEvalConfig, SupernetRunConfig
 from evonas.supernet._evaluator import EvalData, SupernetEvaluator
 from evonas.supernet._network import SuperNet
 from evonas.supernet._proxy import ProxyMemory, fit_proxy_predictor
 from evonas.supernet._samplers import Sampler, make_sampler, op_balance
-from evonas.training import prefers_channels_last, seeded_model, select_device
+from evonas.training import resolve_channels_last, seeded_model, select_device
 
 WEIGHTS = "supernet.pt"
 PREDICTOR = "predictor.pkl"
@@ -120,7 +120,9 @@ class SupernetTrainer:
     ) -> None:
         self.config = config
         self.space = NB201Space()
-        self.holdout = np.unique([self.space.ordinal(self.space.validate(a)) for a in holdout]).astype(np.int64)
+        held = [self.space.ordinal(self.space.validate(a)) for a in holdout]
+        # ordinals the proxy loop draws from (all of them without a holdout: the same draws)
+        self._proxy_pool = np.setdiff1d(np.arange(self.space.size), np.asarray(held, dtype=np.int64))
         self.splits = config.dataset.load() if splits is None else splits
         if len(self.splits.train) < config.train.batch_size:
             raise ConfigError(
@@ -139,7 +141,7 @@ class SupernetTrainer:
         tc = config.train
         self.device = select_device(tc.device)
         self.amp = self.device.type == "cuda" if tc.amp == "auto" else bool(tc.amp)
-        self.channels_last = prefers_channels_last(self.device) if tc.channels_last == "auto" else bool(tc.channels_last)
+        self.channels_last = resolve_channels_last(tc.channels_last, self.device)
         self.model = seeded_model(
             lambda: SuperNet(
                 config.supernet.channels, config.supernet.cells_per_stage,
@@ -318,13 +320,20 @@ class SupernetTrainer:
         state.step += 1
 
     # ---------------------------------------------------------------------- proxy loop
-    def evaluator(self) -> SupernetEvaluator:
-        """A :class:`SupernetEvaluator` over the live supernet (fresh cache)."""
-        if self._eval_data is None:
-            self._eval_data = EvalData.build(self.splits, self.config.evaluation, self.config.seed)
+    def evaluator(self, config: SupernetEvalConfig | None = None) -> SupernetEvaluator:
+        """A :class:`SupernetEvaluator` over the live supernet (fresh cache), with the
+        run's evaluation settings or ``config``; the run's evaluation batches are built
+        once and shared by every evaluator that draws the same ones."""
+        run = self.config.evaluation
+        config = run if config is None else config
+        data = None
+        if (config.bn_batches, config.val_images, config.batch_size) == (run.bn_batches, run.val_images, run.batch_size):
+            if self._eval_data is None:
+                self._eval_data = EvalData.build(self.splits, run, self.config.seed)
+            data = self._eval_data
         return SupernetEvaluator.attached(
-            self.model, self.splits, self.config.evaluation, dataset=self.config.dataset,
-            amp=self.amp, channels_last=self.channels_last, data_seed=self.config.seed, data=self._eval_data,
+            self.model, self.splits, config, dataset=self.config.dataset,
+            amp=self.amp, channels_last=self.channels_last, data_seed=self.config.seed, data=data,
         )
 
     def _uses_feedback(self, sampler: Sampler) -> bool:
@@ -334,11 +343,8 @@ class SupernetTrainer:
     def _proxy_round(self, state: TrainState, final: bool) -> None:
         pc = self.config.proxy
         start = time.perf_counter()
-        if len(self.holdout):
-            pool = np.setdiff1d(np.arange(self.space.size), self.holdout)
-            chosen = pool[state.proxy_rng.choice(len(pool), size=min(pc.archs_per_round, len(pool)), replace=False)]
-        else:
-            chosen = state.proxy_rng.choice(self.space.size, size=min(pc.archs_per_round, self.space.size), replace=False)
+        pool = self._proxy_pool
+        chosen = pool[state.proxy_rng.choice(len(pool), size=min(pc.archs_per_round, len(pool)), replace=False)]
         archs = [self.space.from_ordinal(int(o)) for o in chosen]
         evaluator = self.evaluator()
         evals = evaluator.evaluate_many(archs)

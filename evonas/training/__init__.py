@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evonas.training._device import DEVICE_CHOICES, prefers_channels_last, select_device
+from evonas.training._device import DEVICE_CHOICES, prefers_channels_last, resolve_channels_last, select_device
 from evonas.training._trainer import (
     CURVES,
     EvalResult,
@@ -21,6 +21,7 @@ __all__ = [
     "TrainResult",
     "evaluate_model",
     "prefers_channels_last",
+    "resolve_channels_last",
     "seeded_model",
     "select_device",
     "train_model",

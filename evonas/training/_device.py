@@ -69,3 +69,8 @@ def prefers_channels_last(device: torch.device) -> bool:
     if device.type == "cuda":
         return True
     return device.type == "cpu" and bool(torch.backends.mkldnn.is_available())
+
+
+def resolve_channels_last(setting: bool | str, device: torch.device) -> bool:
+    """A ``channels_last`` setting (``"auto"``, true or false) resolved on ``device``."""
+    return prefers_channels_last(device) if setting == "auto" else bool(setting)

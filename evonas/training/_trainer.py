@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from evonas.data import DataSplits
 from evonas.errors import ConfigError
 from evonas.models import count_parameters
-from evonas.training._device import check_device_spec, prefers_channels_last, select_device
+from evonas.training._device import check_device_spec, resolve_channels_last, select_device
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -346,7 +346,7 @@ def _train(
     return_logits: bool = False,
 ) -> TrainResult:
     use_amp = _resolve(config.amp, device)
-    use_cl = prefers_channels_last(device) if config.channels_last == "auto" else bool(config.channels_last)
+    use_cl = resolve_channels_last(config.channels_last, device)
     pin = device.type == "cuda"
     model.to(device)
     if use_cl:
