@@ -16,9 +16,9 @@ Usage::
     python benchmarks/ensemble_saep.py [--run-dir DIR] [--config PATH] [key.sub=value ...]
     python benchmarks/ensemble_saep.py --resume DIR      # continue an interrupted run
 
-Takes about 10 minutes on two idle CPU cores (measured: 10.1 min; longer on a busy machine). The run directory keeps the members, the
-report (``report.md``), the tables and the figures; a second invocation with ``--resume``
-on a finished run re-evaluates the saved members without training.
+The run directory keeps the members, the report (``report.md``), the tables and the
+figures; a second invocation with ``--resume`` on a finished run prints its summary
+without training.
 """
 
 from __future__ import annotations
@@ -37,35 +37,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="ensemble config (default: %(default)s)")
     parser.add_argument("--run-dir", help="new run directory (default: runs/ensemble-saep-<time>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue (or re-evaluate) the build in RUN_DIR")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue the build in RUN_DIR (overrides: executor, pruners, diversity, ece_bins)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = parser.parse_args(argv)
 
-    from ensembles import build_ensemble, format_build_summary, resume_ensemble
-    from evonas.errors import EvonasError
+    from ensembles import CandidatePool, build_ensemble, resume_ensemble
+    from evonas.errors import EvonasError, RunFailedError
 
     start = time.perf_counter()
+    progress = False if args.no_progress else None
     try:
         if args.resume:
-            result = resume_ensemble(args.resume, progress=not args.no_progress)
+            result = resume_ensemble(args.resume, args.overrides, progress=progress)
         else:
             run_dir = args.run_dir or ROOT / "runs" / f"ensemble-saep-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-            result = build_ensemble(args.config, run_dir, overrides=args.overrides, progress=not args.no_progress)
-    except EvonasError as exc:
+            result = build_ensemble(args.config, args.overrides, run_dir=run_dir, progress=progress)
+    except (EvonasError, RunFailedError) as exc:
         print(f"ensemble_saep: error: {exc}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(exc, EvonasError) else 1
     elapsed = time.perf_counter() - start
-    train_s = sum(float(m.metadata.get("train_time_s", 0.0)) for m in result.pool)
-    print(format_build_summary(result))
+    pool = CandidatePool.load(result.run_dir / "pool")
+    train_s = sum(float(m.metadata.get("train_time_s", 0.0)) for m in pool)
+    print(result.text)
     print()
     print("members (pool order):")
-    for row in result.evaluation.members:
-        print(f"  {row['name']}  val {row['val_acc']:.2f}%  test {row['test_acc']:.2f}%  "
-              f"params {row['num_params']:,}  {row['arch']}")
+    for m in pool:
+        metrics = m.metadata.get("metrics", {})
+        print(f"  {m.name}  val {float(metrics.get('val_acc', float('nan'))):.2f}%  "
+              f"test {float(metrics.get('test_acc', float('nan'))):.2f}%  params {m.num_params or 0:,}  {m.arch_str}")
     print()
     print(f"wall time of this invocation: {elapsed / 60:.1f} min; summed member training time: {train_s / 60:.1f} min")
-    met = [label for label, checks in result.evaluation.saep_target().items() if checks["met"]]
+    met = [label for label, checks in result.summary.get("saep_target", {}).items() if checks["met"]]
     print(f"SAEP target met by: {', '.join(met) if met else 'none'}")
     return 0
 

@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from evonas.evaluation import Evaluation
-from evonas.executors._base import Executor, Request
+from evonas.evaluation import Evaluation, EvaluationWorker
+from evonas.executors import Executor, SerialExecutor, Task
 from evonas.executors._ray import RayExecutor, init_local_ray
-from evonas.executors._serial import SerialExecutor
-from evonas.spaces import NB201Space
+from evonas.search import as_evaluation
+from evonas.spaces import build_space
 
 import ray  # noqa: E402 -- after evonas.executors._ray, which keeps Ray on loopback
 
@@ -71,10 +71,10 @@ class OneThread:
 
 
 def run(
-    executor: Executor, evaluator: Any, reqs: list[Request], warmup: list[Request]
+    executor: Executor, evaluator: Any, reqs: list[Task], warmup: list[Task]
 ) -> tuple[float, dict[int, Evaluation]]:
     """Seconds to run ``reqs`` (after ``warmup``, which is not timed) and the results."""
-    executor.start(evaluator)
+    executor.start(EvaluationWorker(evaluator))
     try:
         _drain(executor, warmup)
         t0 = time.perf_counter()
@@ -84,27 +84,27 @@ def run(
         executor.close()
 
 
-def _drain(executor: Executor, reqs: list[Request]) -> dict[int, Evaluation]:
+def _drain(executor: Executor, reqs: list[Task]) -> dict[int, Evaluation]:
     for r in reqs:
         executor.submit(r)
     out: dict[int, Evaluation] = {}
     while executor.num_pending:
-        for r, ev in executor.wait():
-            out[r.eval_id] = ev
+        for outcome in executor.wait():
+            out[outcome.task.task_id] = as_evaluation(outcome)
     return out
 
 
 def run_process_pool(
-    evaluator: Any, reqs: list[Request], warmup: list[Request]
+    evaluator: Any, reqs: list[Task], warmup: list[Task]
 ) -> tuple[float, dict[int, Evaluation]]:
     """The same with two plain processes and no Ray: the parallelism the machine allows."""
     spawn = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
-        list(pool.map(evaluator.evaluate, [r.arch for r in warmup], [r.seed for r in warmup]))
+        list(pool.map(evaluator.evaluate, [r.payload for r in warmup], [r.seed for r in warmup]))
         t0 = time.perf_counter()
-        evals = list(pool.map(evaluator.evaluate, [r.arch for r in reqs], [r.seed for r in reqs]))
+        evals = list(pool.map(evaluator.evaluate, [r.payload for r in reqs], [r.seed for r in reqs]))
         seconds = time.perf_counter() - t0
-    return seconds, {r.eval_id: ev for r, ev in zip(reqs, evals)}
+    return seconds, {r.task_id: ev for r, ev in zip(reqs, evals)}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -114,8 +114,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def overhead_table(n: int) -> str:
-    reqs = [Request(i, (0,) * 6, seed=i) for i in range(n)]
-    warmup = [Request(-1 - i, (0,) * 6, seed=i) for i in range(20)]
+    reqs = [Task(i, (0,) * 6, seed=i) for i in range(n)]
+    warmup = [Task(-1 - i, (0,) * 6, seed=i) for i in range(20)]
     setups: list[tuple[str, Callable[[], Executor]]] = [
         ("SerialExecutor", SerialExecutor),
         ("RayExecutor, max_in_flight=1", lambda: RayExecutor(max_in_flight=1)),
@@ -132,23 +132,24 @@ def overhead_table(n: int) -> str:
 def training_table(n: int, epochs: int) -> str:
     import torch
 
+    from evonas.config import ComponentConfig
     from evonas.data import DatasetConfig
     from evonas.evaluation import TrainingEvaluator
-    from evonas.training import TrainConfig
+    from evonas.training import ComputeConfig, TrainConfig
 
+    space = build_space("nb201")
     evaluator = OneThread(
         TrainingEvaluator(
+            space,
             dataset=DatasetConfig(name="digits"),
-            train=TrainConfig(epochs=epochs, batch_size=64, device="cpu"),
-            channels=8,
-            cells_per_stage=1,
+            train=TrainConfig(epochs=epochs, batch_size=64, compute=ComputeConfig(device="cpu")),
+            network=ComponentConfig("nb201", {"channels": 8, "cells_per_stage": 1}),
         )
     )
     rng = np.random.default_rng(0)
-    space = NB201Space()
-    reqs = [Request(i, space.sample(rng), seed=i) for i in range(n)]
+    reqs = [Task(i, space.sample(rng), seed=i) for i in range(n)]
     # Warm-up, untimed: imports and dataset loading in every process that will evaluate.
-    warmup = [Request(-1 - i, space.sample(rng), seed=1000 + i) for i in range(4)]
+    warmup = [Task(-1 - i, space.sample(rng), seed=1000 + i) for i in range(4)]
     load = os.getloadavg()[0]
     torch.set_num_threads(1)
     serial_s, serial_res = run(SerialExecutor(), evaluator, reqs, warmup[:1])

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from evonas.config import from_dict
-from evonas.search import Search, SearchConfig, best_candidate, build_parts, resolve_config
+from evonas.search import Search, SearchConfig, best_candidate, build_parts
 from evonas.tabular import NB201Table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,14 +39,15 @@ def run_evonas(table: str, strategy: str, fitness: str, seeds: range, budget: di
     for seed in seeds:
         raw = {
             "seed": seed,
-            "evaluator": {"name": "tabular", "params": {"path": table, "metric": metric, "noisy": noisy, "report": [REPORT]}},
+            "evaluator": {"name": "tabular", "params": {"tables": [{"name": "nb201", "params": {"path": table}}],
+                                                        "metric": metric, "noisy": noisy, "report": [REPORT]}},
             "fitness": {"name": fitness, "objectives": [{"metric": metric}]},
             "strategy": {"name": strategy, "params": {"population_size": 10, "tournament_size": 3} if strategy == "rea" else {}},
             "budget": budget,
             "progress": False,
         }
-        config, typed = resolve_config(from_dict(SearchConfig, raw))
-        parts = build_parts(config, typed)
+        config = from_dict(SearchConfig, raw)
+        parts = build_parts(config)
         search = Search(parts.space, parts.strategy, parts.fitness, parts.evaluator, parts.executor, config.budget, seed)
         history = search.run_search()
         best = best_candidate(history)
@@ -86,14 +87,15 @@ def run_free_na(table: str, strategy: str, seeds: range, budget: dict, metric: s
     for seed in seeds:
         raw = {
             "seed": seed,
-            "evaluator": {"name": "tabular", "params": {"path": table, "metric": metric, "noisy": noisy, "report": [REPORT]}},
+            "evaluator": {"name": "tabular", "params": {"tables": [{"name": "nb201", "params": {"path": table}}],
+                                                        "metric": metric, "noisy": noisy, "report": [REPORT]}},
             "fitness": {"objectives": [{"metric": metric}]},
             "strategy": {"name": strategy, "params": {"population_size": 10, "tournament_size": 3} if strategy == "rea" else {}},
             "budget": budget,
             "progress": False,
         }
-        config, typed = resolve_config(from_dict(SearchConfig, raw))
-        parts = build_parts(config, typed)
+        config = from_dict(SearchConfig, raw)
+        parts = build_parts(config)
         evaluator = FreeNeighbourhood(parts.evaluator, parts.space)
         search = Search(parts.space, parts.strategy, parts.fitness, evaluator, parts.executor, config.budget, seed)
         best = best_candidate(search.run_search())

@@ -19,8 +19,7 @@ at the end), then reports:
 - 95 % bootstrap intervals of the taus and of the paired novelty - uniform difference per
   seed (resampling the ranked cells: they do not cover the run-to-run spread of training);
 - over the seeds: each sampler's mean tau, the mean novelty - uniform gap, and the
-  run-to-run spread of one run's tau, which is what the gap must be judged against (two
-  uniform runs differing only in the sampler's random stream differed by 0.08);
+  run-to-run spread of one run's tau, which is what the gap must be judged against;
 - distinct architectures trained, training throughput (path-images per second) against
   training one fixed network of the same size (mean over random cells), and the share of
   the training time spent sampling.
@@ -29,8 +28,9 @@ Budget: the whole script is meant to finish within ``--budget-minutes`` (90) on 
 cores when the machine is otherwise idle. Unless ``--steps`` is given, it measures the
 step time first and chooses the number of steps that fits the budget (printed). On a busy
 machine the same budget buys fewer steps. ``--quick`` is a reduced version (about 15
-minutes, one seed, fewer steps and architectures) for smoke tests. Training and
-evaluation use channels-last tensors, which torch's oneDNN CPU kernels run 1.4-2.3x faster.
+minutes, one seed, fewer steps and architectures) for smoke tests; with small ``--steps``,
+``--archs`` and ``--rank-images`` it checks the whole pipeline in a few minutes. Training and
+evaluation use channels-last tensors where torch's CPU kernels prefer them (oneDNN).
 
 With ``--json`` the file also holds, per run, the ranked architectures with every score
 and the proxy loop's (architecture, validation loss) memory, so predictors can be refitted
@@ -53,6 +53,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evonas.spaces import SearchSpace
+from evonas.supernet import Sampler
+from evonas.supernet._samplers import UniformConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EVONAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -101,15 +105,16 @@ def run_config(args: argparse.Namespace, sampler: str, steps: int, seed: int | N
     """The raw config of one run (validated by SupernetRunConfig); ``seed`` defaults to
     ``--seed``."""
     base = {"name": sampler, "params": {"warmup_steps": max(50, steps // 20)} if sampler == "novelty" else {}}
-    sampler_cfg = {"name": "fair", "params": {"base": base["name"], "base_params": base["params"]}} if args.fair else base
+    sampler_cfg = {"name": "fair", "params": {"base": base}} if args.fair else base
     return {
         "seed": args.seed if seed is None else seed,
         "dataset": {"name": "imagefolder", "root": args.data, "val_fraction": 0.5},
-        "supernet": {"channels": args.channels, "cells_per_stage": args.cells},
+        "space": {"name": "nb201"},
+        "supernet": {"name": "nb201", "params": {"channels": args.channels, "cells_per_stage": args.cells}},
         "sampler": sampler_cfg,
         "train": {
-            "steps": steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": min(200, steps // 10),
-            "grad_clip": 5.0, "device": "cpu", "num_threads": 1,
+            "steps": steps, "batch_size": args.batch_size, "warmup_steps": min(200, steps // 10),
+            "optim": {"lr": args.lr, "grad_clip": 5.0}, "compute": {"device": "cpu", "num_threads": 1},
         },
         "evaluation": {
             "bn_recalibration": args.bn_recalibration, "bn_batches": 2 if args.quick else 4,
@@ -142,10 +147,14 @@ def proxy_evaluations(proxy: dict[str, Any], steps: int) -> int:
     return (len(pc.round_steps(steps)) + int(pc.final_round)) * pc.archs_per_round
 
 
-class _Cycle:
-    """A sampler stand-in proposing the given architectures in turn (paired timing)."""
+class _Cycle(Sampler):
+    """A sampler proposing the given architectures in turn (paired timing)."""
 
-    def __init__(self, archs: list[tuple[int, ...]]) -> None:
+    name = "cycle"
+    Config = UniformConfig
+
+    def __init__(self, space: SearchSpace, archs: list[tuple[int, ...]]) -> None:
+        super().__init__(space, UniformConfig())
         self.archs, self.i = archs, 0
 
     def propose(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -165,9 +174,8 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
     import torch
     from torch import nn
 
-    from evonas.config import from_dict
-    from evonas.models import NB201Network
-    from evonas.spaces import NB201Space
+    from evonas.config import ComponentConfig, from_dict
+    from evonas.models import build_network
     from evonas.supernet import SupernetRunConfig, SupernetTrainer
 
     torch.set_num_threads(1)
@@ -181,7 +189,8 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
         trainer._step(state)
     step_s = (state.train_seconds - t0) / (state.step - s0)
     evaluator = trainer.evaluator()
-    space = NB201Space()
+    space = trainer.space
+    network = ComponentConfig("nb201", {"channels": args.channels, "cells_per_stage": args.cells})
     rng = np.random.default_rng(1)
     t = time.perf_counter()
     for _ in range(4):
@@ -191,8 +200,8 @@ def calibrate(args: argparse.Namespace, splits: Any) -> dict[str, float]:
     super_s, fixed_s, images = 0.0, 0.0, 0
     for _ in range(8):
         arch = space.sample(rng)
-        state.sampler = _Cycle([arch])  # type: ignore[assignment]
-        net = NB201Network(arch, C=args.channels, N=args.cells, num_classes=10, in_channels=3)
+        state.sampler = _Cycle(space, [arch])
+        net = build_network(network, space, arch, num_classes=10, in_channels=3)
         if trainer.channels_last:  # the same memory format as the supernet's
             net.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -236,7 +245,12 @@ def train_and_rank(
     import torch
 
     from evonas.config import from_dict
-    from evonas.supernet import PredictorEvaluator, SupernetRunConfig, SupernetTrainer, rank_architectures
+    from evonas.supernet import (
+        PredictorEvaluator,
+        SupernetRunConfig,
+        SupernetTrainer,
+        rank_architectures,
+    )
     from evonas.supernet._rank import tau
     from evonas.tabular import NB201Table
 
@@ -256,7 +270,8 @@ def train_and_rank(
     other_acc = [e.metrics["val_acc"] for e in other.evaluate_many(archs)]
     proxy = None
     if result.state.predictor is not None:
-        proxy = [e.metrics["proxy_val_loss"] for e in PredictorEvaluator(result.state.predictor).evaluate_many(archs)]
+        predictor = PredictorEvaluator(result.state.predictor, trainer.space)
+        proxy = [e.metrics["proxy_val_loss"] for e in predictor.evaluate_many(archs)]
     loss = [e.metrics["val_loss"] for e in evals]
     ranked = rank_architectures(archs, NB201Table.load(table_path), acc, proxy, supernet_loss=loss)
     ranked.taus["supernet_other_bn"] = tau(other_acc, ranked.truth)
@@ -378,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     from evonas.executors._ray import init_local_ray, ray
 
     dataset = DatasetConfig(name="imagefolder", root=args.data, val_fraction=0.5)
-    splits = dataset.load()  # decodes the JPEGs into the cache on the first run (~1 min)
+    splits = dataset.load()  # decodes the JPEGs into the cache on the first run
     print(f"CIFAR-10: {len(splits.train)} training / {len(splits.val)} validation images (32x32)", flush=True)
     cal = calibrate(args, splits)
     elapsed = time.perf_counter() - script_start
@@ -392,22 +407,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     per_run_eval_s += GAE_FIT_RESERVE_S
     runs = [(args.seed + r, name) for r in range(args.repeats) for name in SAMPLERS]
-    waves = math.ceil(len(runs) / max(1, min(args.jobs, len(runs))))
+    parallel = max(1, min(args.jobs, len(runs)))
+    waves = math.ceil(len(runs) / parallel)
     budget_s = args.budget_minutes * 60 - elapsed - 60  # a minute for Ray start-up and the report
     steps = args.steps or max(100, int(0.85 * (budget_s / waves - per_run_eval_s) / cal["step_s"]))
     print(
         f"calibration: {cal['step_s']:.3f} s/step, {cal['eval_s']:.2f} s/architecture evaluation; "
         f"paired on the same cells and batches: supernet {cal['paired_super_img_s']:.0f} img/s, fixed network "
         f"{cal['fixed_img_s']:.0f} img/s ({cal['paired_ratio']:.2f}x) -> {len(runs)} runs ({args.repeats} seeds x "
-        f"{len(SAMPLERS)} samplers, {waves} at a time) of {steps} steps "
+        f"{len(SAMPLERS)} samplers, {parallel} at a time) of {steps} steps "
         f"({steps * args.batch_size / len(splits.train):.1f} epochs), budget {args.budget_minutes:.0f} min",
         flush=True,
     )
     # every run is ranked on the same cells, which its proxy loop is kept from evaluating
-    from evonas.spaces import NB201Space
+    from evonas.spaces import get_space
     from evonas.supernet._rank import unseen_architectures
 
-    cells = unseen_architectures(NB201Space(), set(), args.seed, args.archs)
+    cells = unseen_architectures(get_space("nb201"), set(), args.seed, args.archs)
 
     init_local_ray(num_cpus=max(1, args.jobs))
     try:

@@ -1,18 +1,17 @@
-"""Turning the ``candidates`` section of a config into a list of architectures."""
+"""Turning the ``candidates`` section of a config into a list of architectures of the space."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from ensembles._config import CandidatesConfig
-from evonas.errors import ArchError, ConfigError, DataError
+from evonas.config import ComponentConfig, Registered, from_dict
+from evonas.errors import ArchError, ConfigError, DataError, RunDirError
 from evonas.runs import RunDir
 from evonas.search import load_history
-from evonas.spaces import Arch, NB201Space
-
-_SPACE = NB201Space()
+from evonas.spaces import Arch, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class Candidate:
     """One architecture to train, and where it came from.
 
     Attributes:
-        arch: The genotype.
+        arch: The genotype (of the space the candidates were resolved with).
         source: Extra information (for search runs: ``cand_id``, the objective value,
             the candidate's metrics).
     """
@@ -28,26 +27,21 @@ class Candidate:
     arch: Arch
     source: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def arch_str(self) -> str:
-        """The official NAS-Bench-201 string."""
-        return _SPACE.format(self.arch)
 
-
-def parse_archs(archs: tuple[str, ...] | list[str]) -> list[Candidate]:
-    """Parse NAS-Bench-201 strings, rejecting duplicates.
+def parse_archs(archs: tuple[str, ...] | list[str], space: SearchSpace) -> list[Candidate]:
+    """Parse architecture strings of ``space``, rejecting duplicates.
 
     Raises:
         ArchError: A malformed string (the message quotes it and says what is wrong).
         ConfigError: The list is empty or names an architecture twice.
     """
     if not archs:
-        raise ConfigError("the candidate list is empty; give at least one NAS-Bench-201 cell string")
+        raise ConfigError(f"the candidate list is empty; give at least one architecture string of space {space.name!r}")
     out: list[Candidate] = []
     seen: dict[Arch, int] = {}
     for i, text in enumerate(archs):
         try:
-            arch = _SPACE.parse(text)
+            arch = space.parse(text)
         except ArchError as exc:
             raise ArchError(f"candidates.archs[{i}]: {exc}") from None
         if arch in seen:
@@ -59,8 +53,24 @@ def parse_archs(archs: tuple[str, ...] | list[str]) -> list[Candidate]:
     return out
 
 
-def candidates_from_search(run_dir: str | os.PathLike[str], top: int) -> list[Candidate]:
-    """The ``top`` best distinct architectures of a search run, best first.
+@dataclass(frozen=True)
+class _SpaceSection:
+    """The ``space`` section of a search run's config (the rest is not needed here)."""
+
+    space: Annotated[ComponentConfig, Registered("space")] = field(default_factory=lambda: ComponentConfig("nb201"))
+
+
+def _search_space(run: RunDir) -> SearchSpace:
+    """The space a search run searched (its resolved ``space`` section; default ``nb201``)."""
+    section = run.config.get("space")
+    data = {} if section is None else {"space": section}
+    parsed: _SpaceSection = from_dict(_SpaceSection, data, "search run config")
+    space: SearchSpace = parsed.space.build("space")
+    return space
+
+
+def candidates_from_search(run_dir: str | os.PathLike[str], top: int, space: SearchSpace) -> list[Candidate]:
+    """The ``top`` best distinct architectures of a search run over ``space``, best first.
 
     Candidates are ranked by their first objective value (signed so that larger is
     better, as the search stored it); failed or unscored candidates are skipped; of
@@ -71,30 +81,44 @@ def candidates_from_search(run_dir: str | os.PathLike[str], top: int) -> list[Ca
     Args:
         run_dir: A run directory written by ``evonas search``.
         top: How many architectures to return.
+        space: The space the ensemble is built in; the search run must have searched it.
 
     Raises:
         RunDirError: ``run_dir`` is missing or not a search run.
+        ConfigError: The search run searched another space.
         DataError: The run has no scored candidate.
     """
     run = RunDir.open(run_dir, kind="search")
+    searched = _search_space(run)
+    if searched != space:
+        # Same name: the parameters differ, which the values' reprs show.
+        ours, theirs = (space.name, searched.name) if searched.name != space.name else (space, searched)
+        raise ConfigError(
+            f"search run {str(run.path)!r} searched space {theirs!r}; the ensemble's space is {ours!r} "
+            "(set 'space' to the search run's)"
+        )
     history = load_history(run)
-    scored = [r for r in history if r.values is not None and not r.failed]
+    scored = [(r, r.values[0]) for r in history if r.values is not None and not r.failed]
     if not scored:
         raise DataError(f"search run {str(run.path)!r} has no scored candidates ({len(history)} in its log)")
-    ranked = sorted(scored, key=lambda r: -r.values[0])  # type: ignore[index]  # stable: ties keep log order
+    ranked = sorted(scored, key=lambda pair: -pair[1])  # stable: ties keep log order
     out: list[Candidate] = []
     seen: set[Arch] = set()
-    for r in ranked:
-        if r.arch in seen:
+    for r, value in ranked:
+        try:
+            arch = space.validate(r.arch)
+        except ArchError as exc:
+            raise RunDirError(f"search run {str(run.path)!r}, candidate {r.cand_id}: {exc}") from None
+        if arch in seen:
             continue
-        seen.add(r.arch)
+        seen.add(arch)
         out.append(
             Candidate(
-                tuple(r.arch),
+                arch,
                 {
                     "search_run": str(run.path),
                     "cand_id": r.cand_id,
-                    "value": r.values[0],  # type: ignore[index]
+                    "value": value,
                     "metrics": {k: v for k, v in r.metrics.items() if not k.startswith("fitness/")},
                 },
             )
@@ -104,8 +128,9 @@ def candidates_from_search(run_dir: str | os.PathLike[str], top: int) -> list[Ca
     return out
 
 
-def resolve_candidates(config: CandidatesConfig) -> list[Candidate]:
-    """The candidates a :class:`CandidatesConfig` names (see :func:`parse_archs`, :func:`candidates_from_search`)."""
+def resolve_candidates(config: CandidatesConfig, space: SearchSpace) -> list[Candidate]:
+    """The candidates a :class:`CandidatesConfig` names, as genotypes of ``space``
+    (see :func:`parse_archs`, :func:`candidates_from_search`)."""
     if config.search_run is not None:
-        return candidates_from_search(config.search_run, config.num_top)
-    return parse_archs(config.archs)
+        return candidates_from_search(config.search_run, config.num_top, space)
+    return parse_archs(config.archs, space)

@@ -14,7 +14,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import softmax
 
-from ensembles._validation import as_labels, as_prob_stack, check_int
+from ensembles._validation import as_labels, as_prob_stack
+from evonas.config import check_int
 from evonas.errors import DataError
 
 # Floor of a mixture's probability of the label, so a member with p(y) = 0 on some
@@ -95,7 +96,7 @@ def fit_weights(probs: Any, labels: Any, max_iter: int = 1000, tol: float = 1e-1
     p = as_prob_stack(probs)
     num_members, num_samples, num_classes = p.shape
     y = as_labels(labels, num_samples=num_samples, num_classes=num_classes)
-    max_iter = check_int(max_iter, "max_iter", 1)
+    check_int(max_iter, "max_iter", 1, owner="fit_weights")
     if num_members == 1:
         return np.ones(1)
     # Only each member's probability of the true label matters: q[m, n] = p_m[n, y_n].

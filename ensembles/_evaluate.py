@@ -23,7 +23,8 @@ from ensembles._diversity import mean_pairwise, pairwise_diversity
 from ensembles._members import CandidatePool
 from ensembles._metrics import DEFAULT_ECE_BINS, accuracy, expected_calibration_error, nll
 from ensembles._pruners import Selection, prune
-from ensembles._validation import check_int
+from evonas._json import json_float
+from evonas.config import check_int
 from evonas.errors import DataError
 
 BEST_SINGLE = "best single (val)"
@@ -67,18 +68,32 @@ class EnsembleRow:
     diversity: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN kept as the string ``'nan'``)."""
+        """A JSON-ready dict (NaN kept as the string ``'nan'``, see :mod:`evonas._json`)."""
         out = dataclasses.asdict(self)
         out["members"] = list(self.members)
         out["weights"] = list(self.weights)
-        out["diversity"] = {k: _json(v) for k, v in self.diversity.items()}
+        out["diversity"] = {k: json_float(v) for k, v in self.diversity.items()}
         for key in ("val_acc", "test_acc", "test_nll", "test_ece"):
-            out[key] = _json(out[key])
+            out[key] = json_float(out[key])
         return out
 
-
-def _json(v: float) -> float | str:
-    return float(v) if np.isfinite(v) else repr(float(v))
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnsembleRow:
+        """The row written by :meth:`to_dict` (e.g. read back from ``result.json``)."""
+        return cls(
+            label=str(data["label"]),
+            kind=str(data["kind"]),
+            pruner=None if data["pruner"] is None else str(data["pruner"]),
+            members=tuple(str(m) for m in data["members"]),
+            weights=tuple(float(w) for w in data["weights"]),
+            num_members=int(data["num_members"]),
+            num_params=None if data["num_params"] is None else int(data["num_params"]),
+            val_acc=float(data["val_acc"]),
+            test_acc=float(data["test_acc"]),
+            test_nll=float(data["test_nll"]),
+            test_ece=float(data["test_ece"]),
+            diversity={str(k): float(v) for k, v in data["diversity"].items()},
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,9 +179,13 @@ def _score(
 ) -> EnsembleRow:
     idx = list(selection.indices)
     w = np.asarray(selection.weights)
+    test_labels = _test_labels(pool)
     val_mix = combine_probs(val_probs[idx], w)
     test_mix = combine_probs(test_probs[idx], w)
-    params = [pool[i].num_params for i in idx]
+    counts = [pool[i].num_params for i in idx]
+    num_params: int | None = 0
+    for count in counts:
+        num_params = None if count is None or num_params is None else num_params + count
     sub = np.ix_(idx, idx)
     return EnsembleRow(
         label=label,
@@ -175,13 +194,19 @@ def _score(
         members=tuple(pool[i].name for i in idx),
         weights=tuple(float(x) for x in w),
         num_members=len(idx),
-        num_params=None if any(p is None for p in params) else int(sum(params)),  # type: ignore[arg-type]
+        num_params=num_params,
         val_acc=100.0 * accuracy(val_mix, pool.val_labels),
-        test_acc=100.0 * accuracy(test_mix, pool.test_labels),
-        test_nll=nll(test_mix, pool.test_labels),
-        test_ece=expected_calibration_error(test_mix, pool.test_labels, n_bins=ece_bins),
+        test_acc=100.0 * accuracy(test_mix, test_labels),
+        test_nll=nll(test_mix, test_labels),
+        test_ece=expected_calibration_error(test_mix, test_labels, n_bins=ece_bins),
         diversity={name: mean_pairwise(mat[sub]) for name, mat in matrices.items()},
     )
+
+
+def _test_labels(pool: CandidatePool) -> np.ndarray:
+    if pool.test_labels is None:
+        raise DataError("evaluating ensembles needs test logits and test labels in the pool")
+    return pool.test_labels
 
 
 def _pruner_rng(seed: int, position: int) -> np.random.Generator:
@@ -204,6 +229,7 @@ def size_curves(
         The pool's logits: ``(M, N_val, C)`` and ``(M, N_test, C)``.
     """
     val_probs, test_probs = pool.val_probs(), pool.test_probs()
+    test_labels = _test_labels(pool)
     out: dict[str, tuple[CurvePoint, ...]] = {}
     for position, spec in enumerate(pruners):
         params = {k: v for k, v in spec.params.items() if k not in ("size", "max_fraction")}
@@ -219,7 +245,7 @@ def size_curves(
                     bound=k,
                     num_members=len(idx),
                     val_acc=100.0 * accuracy(combine_probs(val_probs[idx], w), pool.val_labels),
-                    test_acc=100.0 * accuracy(combine_probs(test_probs[idx], w), pool.test_labels),
+                    test_acc=100.0 * accuracy(combine_probs(test_probs[idx], w), test_labels),
                 )
             )
         out[spec.row] = tuple(points)
@@ -253,22 +279,21 @@ def evaluate_pool(
         DataError: The pool has no test logits or labels.
         ConfigError / UnknownChoiceError: A pruner parameter or measure is invalid.
     """
-    if pool.test_labels is None:
-        raise DataError("evaluating ensembles needs test logits and test labels in the pool")
-    ece_bins = check_int(ece_bins, "ece_bins", 1)
+    test_labels = _test_labels(pool)
+    check_int(ece_bins, "ece_bins", 1, owner="evaluate_pool")
     val_probs, test_probs = pool.val_probs(), pool.test_probs()
-    matrices = {name: pairwise_diversity(test_probs, pool.test_labels, name) for name in diversity}
+    matrices = {name: pairwise_diversity(test_probs, test_labels, name) for name in diversity}
     member_rows = []
     for i, m in enumerate(pool):
         member_rows.append(
             {
                 "name": m.name,
-                "arch": None if m.arch is None else _arch_str(m.arch, m.space),
+                "arch": m.arch_str,
                 "num_params": m.num_params,
                 "val_acc": 100.0 * accuracy(val_probs[i], pool.val_labels),
-                "test_acc": 100.0 * accuracy(test_probs[i], pool.test_labels),
-                "test_nll": nll(test_probs[i], pool.test_labels),
-                "test_ece": expected_calibration_error(test_probs[i], pool.test_labels, n_bins=ece_bins),
+                "test_acc": 100.0 * accuracy(test_probs[i], test_labels),
+                "test_nll": nll(test_probs[i], test_labels),
+                "test_ece": expected_calibration_error(test_probs[i], test_labels, n_bins=ece_bins),
                 "seed": m.metadata.get("seed"),
                 "train_time_s": m.metadata.get("train_time_s"),
             }
@@ -310,9 +335,3 @@ def evaluate_pool(
         member_names=tuple(pool.names),
         notes=tuple(notes),
     )
-
-
-def _arch_str(arch: tuple[int, ...], space: str) -> str:
-    from evonas.spaces import get_space
-
-    return get_space(space).format(arch)

@@ -9,8 +9,13 @@ recorded but never needed to reload logits)::
 
     <pool>/pool.yaml             member order, number of classes
     <pool>/labels.npz            val (and test) labels
-    <pool>/members/<name>/member.yaml   name, space, arch, num_params, checkpoint, metadata
+    <pool>/members/<name>/member.yaml   name, space and network sections, arch, num_params,
+                                        in_channels, checkpoint, metadata
     <pool>/members/<name>/logits.npz    val (and test) logits
+
+A member records its search space and its network decoder as ``{name, params}``
+sections, so :func:`ensembles.load_member_model` rebuilds the trained network of any
+registered space and decoder.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ import yaml
 
 from ensembles._combine import softmax_logits
 from ensembles._validation import as_labels
-from evonas.errors import DataError
-from evonas.spaces import SPACES, get_space
+from evonas.config import ComponentConfig, check_int, from_dict, to_dict
+from evonas.errors import ConfigError, DataError
+from evonas.spaces import SearchSpace
 
-MEMBER_FORMAT = "evonas-ensemble-member/1"
+MEMBER_FORMAT = "evonas-ensemble-member/2"
 POOL_FORMAT = "evonas-candidate-pool/1"
 _MEMBER_YAML = "member.yaml"
 _LOGITS_FILE = "logits.npz"
@@ -86,8 +92,11 @@ class Member:
         val_logits: Logits on the validation samples (float array).
         test_logits: Logits on the test samples, or ``None`` if not computed.
         arch: Genotype of the member in ``space`` (validated), or ``None``.
-        space: Name of the search space of ``arch`` (default ``"nb201"``).
+        space: The search space of ``arch``, ``{name, params}`` (default ``nb201``).
+        network: The decoder that built the member's network, ``{name, params}``, or
+            ``None`` (logits only; the network cannot be rebuilt).
         num_params: Number of trainable parameters, or ``None``.
+        in_channels: Image channels the network takes, or ``None``.
         checkpoint: Path of the model's checkpoint, recorded only.
         metadata: Extra YAML-safe information (seed, epochs, training time, ...).
 
@@ -96,6 +105,7 @@ class Member:
 
     Raises:
         DataError: A malformed field; the message names the member and the shape.
+        UnknownChoiceError: ``space`` names no registered space.
         ArchError: ``arch`` is not a genotype of ``space``.
     """
 
@@ -103,8 +113,10 @@ class Member:
     val_logits: np.ndarray
     test_logits: np.ndarray | None = None
     arch: tuple[int, ...] | None = None
-    space: str = "nb201"
+    space: ComponentConfig = dataclasses.field(default_factory=lambda: ComponentConfig("nb201"))
+    network: ComponentConfig | None = None
     num_params: int | None = None
+    in_channels: int | None = None
     checkpoint: str | None = None
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -125,17 +137,19 @@ class Member:
                     "disagree on the number of classes"
                 )
             object.__setattr__(self, "test_logits", test)
-        if self.space not in SPACES:
-            raise DataError(
-                f"member {name!r}: unknown search space {self.space!r}; valid choices: {', '.join(SPACES.names())}"
-            )
+        for key in ("space", "network"):
+            section = getattr(self, key)
+            if not isinstance(section, ComponentConfig) and not (key == "network" and section is None):
+                raise DataError(
+                    f"member {name!r}: {key} must be a ComponentConfig {{name, params}}"
+                    f"{' or None' if key == 'network' else ''}; got {section!r}"
+                )
+        space = self.built_space()
         if self.arch is not None:
-            object.__setattr__(self, "arch", tuple(get_space(self.space).validate(self.arch)))
-        if self.num_params is not None:
-            count = self.num_params
-            if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-                raise DataError(f"member {name!r}: num_params must be a non-negative integer or None; got {count!r}")
-            object.__setattr__(self, "num_params", int(self.num_params))
+            object.__setattr__(self, "arch", tuple(space.validate(self.arch)))
+        for key in ("num_params", "in_channels"):
+            count = check_int(getattr(self, key), key, 0, optional=True, owner=f"member {name!r}", error=DataError)
+            object.__setattr__(self, key, count)
         if self.checkpoint is not None:
             if not isinstance(self.checkpoint, (str, os.PathLike)):
                 raise DataError(f"member {name!r}: checkpoint must be a path or None; got {self.checkpoint!r}")
@@ -145,6 +159,16 @@ class Member:
         object.__setattr__(self, "metadata", _plain(self.metadata, f"member {name!r} metadata"))
 
     # ----------------------------------------------------------------------- accessors
+    def built_space(self) -> SearchSpace:
+        """The member's search space, built from its ``space`` section."""
+        space: SearchSpace = self.space.build("space")
+        return space
+
+    @property
+    def arch_str(self) -> str | None:
+        """The architecture string of :attr:`arch` in its space (None without an arch)."""
+        return None if self.arch is None else self.built_space().format(self.arch)
+
     @property
     def num_classes(self) -> int:
         """Number of classes ``C``."""
@@ -175,17 +199,19 @@ class Member:
         if (path / _MEMBER_YAML).exists() and not overwrite:
             raise DataError(f"{path} already holds a member; pass overwrite=True to replace it")
         path.mkdir(parents=True, exist_ok=True)
-        arrays = {"val": self.val_logits}
+        arrays: dict[str, Any] = {"val": self.val_logits}
         if self.test_logits is not None:
             arrays["test"] = self.test_logits
         np.savez(path / _LOGITS_FILE, **arrays)
         record = {
             "format": MEMBER_FORMAT,
             "name": self.name,
-            "space": self.space,
+            "space": to_dict(self.space),
+            "network": None if self.network is None else to_dict(self.network),
             "arch": list(self.arch) if self.arch is not None else None,
-            "arch_str": get_space(self.space).format(self.arch) if self.arch is not None else None,
+            "arch_str": self.arch_str,
             "num_params": self.num_params,
+            "in_channels": self.in_channels,
             "checkpoint": self.checkpoint,
             "num_classes": self.num_classes,
             "val_shape": list(self.val_logits.shape),
@@ -206,7 +232,8 @@ class Member:
         """
         path = Path(directory)
         record = _read_yaml(path / _MEMBER_YAML, MEMBER_FORMAT)
-        required = {"name", "space", "arch", "num_params", "checkpoint", "val_shape", "test_shape", "metadata"}
+        required = {"name", "space", "network", "arch", "num_params", "in_channels", "checkpoint", "val_shape",
+                    "test_shape", "metadata"}
         missing = sorted(required - set(record))
         if missing:
             raise DataError(f"{path / _MEMBER_YAML} lacks the keys {', '.join(missing)}")
@@ -225,11 +252,22 @@ class Member:
             val_logits=arrays["val"],
             test_logits=arrays.get("test"),
             arch=tuple(record["arch"]) if record["arch"] is not None else None,
-            space=record["space"],
+            space=_section(record["space"], path, "space"),
+            network=None if record["network"] is None else _section(record["network"], path, "network"),
             num_params=record["num_params"],
+            in_channels=record["in_channels"],
             checkpoint=record["checkpoint"],
             metadata=record["metadata"] or {},
         )
+
+
+def _section(value: Any, path: Path, key: str) -> ComponentConfig:
+    """A ``{name, params}`` section of ``member.yaml`` as a ComponentConfig."""
+    try:
+        section: ComponentConfig = from_dict(ComponentConfig, value, key)
+    except ConfigError as exc:
+        raise DataError(f"{path / _MEMBER_YAML}: {exc}") from None
+    return section
 
 
 def _read_yaml(path: Path, expected_format: str) -> dict[str, Any]:
@@ -299,10 +337,14 @@ class CandidatePool:
             if (m.test_logits is None) != (first.test_logits is None):
                 has, lacks = (m, first) if first.test_logits is None else (first, m)
                 raise DataError(f"member {has.name!r} has test logits but member {lacks.name!r} has none")
-            if m.test_logits is not None and m.test_logits.shape != first.test_logits.shape:  # type: ignore[union-attr]
+            if (
+                m.test_logits is not None
+                and first.test_logits is not None
+                and m.test_logits.shape != first.test_logits.shape
+            ):
                 raise DataError(
                     f"member {m.name!r} has test_logits of shape {m.test_logits.shape}; expected "
-                    f"{first.test_logits.shape} like member {first.name!r}"  # type: ignore[union-attr]
+                    f"{first.test_logits.shape} like member {first.name!r}"
                 )
         num_val, num_classes = first.val_logits.shape
         val_labels = as_labels(self.val_labels, num_val, num_classes, what="val_labels")
@@ -395,10 +437,13 @@ class CandidatePool:
                 on_disk.name == m.name
                 and np.array_equal(on_disk.val_logits, m.val_logits)
                 and (on_disk.test_logits is None) == (m.test_logits is None)
-                and (m.test_logits is None or np.array_equal(on_disk.test_logits, m.test_logits))
+                and (
+                    m.test_logits is None
+                    or (on_disk.test_logits is not None and np.array_equal(on_disk.test_logits, m.test_logits))
+                )
             ):
                 raise DataError(f"{path / 'members' / m.name} holds other logits than member {m.name!r} of the pool")
-        labels = {"val": self.val_labels}
+        labels: dict[str, Any] = {"val": self.val_labels}
         if self.test_labels is not None:
             labels["test"] = self.test_labels
         np.savez(path / _LABELS_FILE, **labels)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
-from ensembles._validation import as_labels, as_prob_matrix, check_int
+from ensembles._validation import as_labels, as_prob_matrix
+from evonas.config import check_int
 
 DEFAULT_ECE_BINS = 15
 """Number of equal-width confidence bins of :func:`expected_calibration_error` (Guo et al. 2017)."""
@@ -59,7 +60,8 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     Shapes:
         probs: ``(N, C)``; labels: ``(N,)``.
     """
-    n_bins = check_int(n_bins, "n_bins", 1)
+    check_int(n_bins, "n_bins", 1, owner="expected_calibration_error")
+    n_bins = int(n_bins)
     p, y = _checked(probs, labels)
     confidence = p.max(axis=1)
     correct = (np.argmax(p, axis=1) == y).astype(np.float64)

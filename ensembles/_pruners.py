@@ -29,8 +29,7 @@ Direction of each criterion, and what could be checked. Of the paper only the ab
 was readable through the reference tools (the body is not in the stored corpora); it
 states the aim - leverage diversity, reach a smaller sub-ensemble with performance
 comparable to the unpruned one. The directions below follow that aim and the definitions
-given in the issue; the authors' code (github.com/eustomaqua/SAEP) was read for
-comparison only. Where the definitions leave a choice open, the choice is stated:
+above; the authors' code (github.com/eustomaqua/SAEP) was read for comparison only. Where the definitions leave a choice open, the choice is stated:
 
 * PAP removes members whose removal does **not reduce** validation accuracy
   (``acc(S \\ {i}) >= acc(S)``), i.e. it keeps the members the ensemble needs. The
@@ -68,8 +67,9 @@ from typing import Any
 import numpy as np
 
 from ensembles._diversity import normalized_mutual_information, variation_of_information
-from ensembles._validation import as_labels, as_prob_stack, check_float, check_int, resolve_size
+from ensembles._validation import as_labels, as_prob_stack, resolve_size
 from evonas._registry import Registry
+from evonas.config import check_choice, check_int, check_number
 from evonas.errors import ConfigError, DataError
 
 # Same floor as sklearn's log_loss (float64 machine epsilon), so scores agree with ensembles.nll.
@@ -155,11 +155,18 @@ def prune_random(
         probs: ``(M, N, C)``; labels: ``(N,)``.
     """
     p, _ = _inputs(probs, labels, rng)
-    k = resolve_size(p.shape[0], size, max_fraction, default_fraction=0.5)
+    k = resolve_size(p.shape[0], size, max_fraction, default_fraction=0.5, owner="pruner 'prs'")
     return Selection.uniform(rng.permutation(p.shape[0])[:k])
 
 
 # ---------------------------------------------------------------------------- SAEP: PAP
+def _removal_key(total: np.ndarray, member: np.ndarray, n: int, y: np.ndarray, i: int) -> tuple[float, float, int]:
+    """How good removing member ``i`` is; larger is better: accuracy of the rest, then
+    -NLL, then the index (``total`` sums the current members' probabilities, ``n`` are left)."""
+    mix = (total - member) / n
+    return _accuracy(mix, y), -_nll(mix, y), i
+
+
 @PRUNERS.register("pap")
 def prune_accuracy(
     probs: Any, labels: Any, rng: np.random.Generator, *, size: int | None = None, max_fraction: float | None = None
@@ -189,7 +196,7 @@ def prune_accuracy(
     """
     p, y = _inputs(probs, labels, rng)
     m = p.shape[0]
-    bound = resolve_size(m, size, max_fraction, default_fraction=None)
+    bound = resolve_size(m, size, max_fraction, default_fraction=None, owner="pruner 'pap'")
     remaining = list(range(m))
     total = p.sum(axis=0)
     removed: list[int] = []
@@ -199,13 +206,7 @@ def prune_accuracy(
     while len(remaining) > 1:
         current = _accuracy(total, y)
         n = len(remaining) - 1
-
-        def without(i: int) -> tuple[float, float, int]:
-            # Larger is a better removal: accuracy of the rest, then -NLL, then the index.
-            mix = (total - p[i]) / n
-            return _accuracy(mix, y), -_nll(mix, y), i
-
-        best_key = max(without(i) for i in remaining)
+        best_key = max(_removal_key(total, p[i], n, y, i) for i in remaining)
         best = best_key[2]
         if natural_stop is None and best_key[0] < current:
             natural_stop = len(remaining)
@@ -237,13 +238,13 @@ def tdac_matrix(preds: Any, labels: Any, lam: float = 0.5) -> np.ndarray:
         preds: ``(M, N)``; labels: ``(N,)``; returns ``(M, M)`` (the diagonal holds
         ``(1 - lam) * MI(i, y)``).
     """
-    lam = check_float(lam, "lam", 0.0, 1.0)
+    check_number(lam, "lam", 0.0, 1.0, owner="tdac_matrix")
     pr = np.asarray(preds)
     if pr.ndim != 2:
         raise DataError(f"preds must have shape (num_members, num_samples); got shape {pr.shape}")
     y = as_labels(labels, num_samples=pr.shape[1])
     relevance, vi = _pie_terms(pr, y)
-    return lam * vi + (1.0 - lam) * (relevance[:, None] + relevance[None, :]) / 2.0
+    return float(lam) * vi + (1.0 - float(lam)) * (relevance[:, None] + relevance[None, :]) / 2.0
 
 
 def _pie_terms(preds: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -287,10 +288,11 @@ def prune_information(
         probs: ``(M, N, C)``; labels: ``(N,)``.
     """
     p, y = _inputs(probs, labels, rng)
-    lam = check_float(lam, "lam", 0.0, 1.0)
-    k = resolve_size(p.shape[0], size, max_fraction, default_fraction=0.5)
+    check_number(lam, "lam", 0.0, 1.0, owner="pruner 'pie'")
+    k = resolve_size(p.shape[0], size, max_fraction, default_fraction=0.5, owner="pruner 'pie'")
     relevance, vi = _pie_terms(np.argmax(p, axis=-1), y)
-    tdac = lam * vi + (1.0 - lam) * (relevance[:, None] + relevance[None, :]) / 2.0
+    w = float(lam)
+    tdac = w * vi + (1.0 - w) * (relevance[:, None] + relevance[None, :]) / 2.0
     selected = [int(np.argmax(relevance))]  # argmax returns the lowest index among ties
     score = tdac[selected[0]].copy()
     while len(selected) < k:
@@ -321,7 +323,7 @@ def prune_top_k(
         probs: ``(M, N, C)``; labels: ``(N,)``.
     """
     p, y = _inputs(probs, labels, rng)
-    k = resolve_size(p.shape[0], size, max_fraction, default_fraction=0.5)
+    k = resolve_size(p.shape[0], size, max_fraction, default_fraction=0.5, owner="pruner 'top_k'")
     acc, nll = _member_scores(p, y)
     order = np.lexsort((np.arange(p.shape[0]), nll, -acc))
     return Selection.uniform(order[:k])
@@ -370,12 +372,14 @@ def prune_caruana(
     """
     p, y = _inputs(probs, labels, rng)
     m = p.shape[0]
-    if metric not in _CARUANA_METRICS:
-        raise ConfigError(f"metric must be one of {', '.join(_CARUANA_METRICS)}; got {metric!r}")
-    bound = resolve_size(m, size, max_fraction, default_fraction=None)
+    owner = "pruner 'caruana'"
+    check_choice(metric, "metric", _CARUANA_METRICS, owner=owner)
+    bound = resolve_size(m, size, max_fraction, default_fraction=None, owner=owner)
     limit = m if bound is None else bound
-    n_init = check_int(n_init, "n_init", 1, limit)
-    iterations = 2 * m if iterations is None else check_int(iterations, "iterations", 0)
+    check_int(n_init, "n_init", 1, limit, owner=owner)
+    check_int(iterations, "iterations", 0, optional=True, owner=owner)
+    n_init = int(n_init)
+    iterations = 2 * m if iterations is None else int(iterations)
 
     def score(mix: np.ndarray) -> tuple[float, float]:
         # Larger is better in both components.

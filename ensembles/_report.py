@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ensembles._evaluate import BEST_SINGLE, BEST_SINGLE_ORACLE, FULL, EnsembleEvaluation
+from ensembles._evaluate import BEST_SINGLE, BEST_SINGLE_ORACLE, FULL, EnsembleEvaluation, EnsembleRow
 from evonas.runs import atomic_write_bytes
 
 ENSEMBLES_CSV = "ensembles.csv"
@@ -68,15 +68,21 @@ def ensemble_table(evaluation: EnsembleEvaluation) -> tuple[list[str], list[list
 
 def format_table(evaluation: EnsembleEvaluation) -> str:
     """A plain-text table of every pruner and baseline, for the terminal."""
-    first = next(iter(evaluation.diversity), None)
+    return format_rows(evaluation.rows, len(evaluation.member_names))
+
+
+def format_rows(rows: Sequence[EnsembleRow], num_members: int) -> str:
+    """A plain-text table of ensemble rows out of ``num_members`` candidates (the first
+    diversity measure of the rows as the last column)."""
+    first = next(iter(rows[0].diversity), None) if rows else None
     header = ["ensemble", "members", "params", "val acc %", "test acc %", "test NLL", "test ECE"]
     if first is not None:
         header.append(f"div ({first})")
     lines = []
-    for r in evaluation.rows:
+    for r in rows:
         cells = [
             r.label,
-            f"{r.num_members}/{len(evaluation.member_names)}",
+            f"{r.num_members}/{num_members}",
             "-" if r.num_params is None else f"{r.num_params:,}",
             f"{r.val_acc:.2f}",
             f"{r.test_acc:.2f}",
@@ -86,7 +92,7 @@ def format_table(evaluation: EnsembleEvaluation) -> str:
         if first is not None:
             cells.append(_fmt(r.diversity[first], 3))
         lines.append(cells)
-    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(c[i]) for c in lines)]) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
     out.append("  ".join("-" * w for w in widths))
     for cells in lines:
@@ -211,7 +217,8 @@ def write_ensemble_report(
     ]
     atomic_write_bytes(path / CURVES_CSV, _csv(["label", "bound", "num_members", "val_acc", "test_acc"], curve_rows))
     buffer = io.BytesIO()
-    np.savez(buffer, names=np.asarray(evaluation.member_names), **evaluation.diversity)
+    arrays: dict[str, Any] = {"names": np.asarray(evaluation.member_names), **evaluation.diversity}
+    np.savez(buffer, **arrays)
     atomic_write_bytes(path / DIVERSITY_NPZ, buffer.getvalue())
     figures = []
     if evaluation.curves:
@@ -225,8 +232,8 @@ def write_ensemble_report(
     lines = [f"# {title}", ""]
     lines += [f"- {d}" for d in details]
     lines += [
-        f"- candidates trained: {len(evaluation.member_names)}; pruners choose on the validation split, "
-        "every number below is on the held-out test split unless marked val",
+        (f"- candidates trained: {len(evaluation.member_names)}; pruners choose on the validation split, "
+        "every number below is on the held-out test split unless marked val"),
         "",
         "## Ensembles",
         "",
@@ -251,8 +258,8 @@ def write_ensemble_report(
         lines += [
             "## SAEP target",
             "",
-            f"At most half of the members, within 0.2 points of the full ensemble ({full:.2f} %), "
-            f"better than the best single member on the test split ({single:.2f} %).",
+            (f"At most half of the members, within 0.2 points of the full ensemble ({full:.2f} %), "
+            f"better than the best single member on the test split ({single:.2f} %)."),
             "",
         ]
         lines += _markdown_table(

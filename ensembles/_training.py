@@ -1,44 +1,86 @@
-"""Training ensemble members from scratch, as evaluator tasks any executor can run.
+"""Training ensemble members from scratch, as tasks any executor can run.
 
-:class:`MemberTrainer` has the evaluator interface (``evaluate(arch, seed)``), so the
-serial executor runs it in-process and :class:`~evonas.executors.RayExecutor` runs it as
-Ray tasks, with GPUs when ``gpus_per_eval`` reserves them. A task returns everything the
-driver needs inside the :class:`~evonas.evaluation.Evaluation` - the logits on the
-validation and test splits, the labels they belong to, and the trained weights as
-``torch.save`` bytes - and never writes files itself, so it works the same on a
-multi-node cluster whose workers do not share the driver's file system.
+:class:`MemberTrainer` is an executor :class:`~evonas.executors.Worker`:
+``run(arch, seed)`` builds the candidate's network with the configured decoder
+(:func:`evonas.models.build_network`), trains it with :func:`evonas.training.train_model`
+and returns a :class:`MemberResult` - metrics, the logits on the validation and test
+splits, the labels they belong to, and the trained weights as ``torch.save`` bytes. The
+serial executor runs it in-process and :class:`~evonas.executors.RayExecutor` as Ray
+tasks, with GPUs when ``gpus_per_eval`` reserves them. A task never writes files itself,
+so it works the same on a multi-node cluster whose workers do not share the driver's
+file system; the driver turns each result into a :class:`~ensembles.Member`
+(:func:`member_from_result`) and saves it.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import os
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ensembles._members import Member
-from evonas.data import DatasetConfig, DataSplits
-from evonas.errors import ConfigError, DataError
-from evonas.evaluation import Evaluation
-from evonas.models import NB201Network
-from evonas.spaces import Arch, NB201Space
-from evonas.training import TrainConfig, seeded_model, train_model
+from evonas._json import jsonable
+from evonas.config import ComponentConfig
+from evonas.data import DatasetConfig, cached_splits
+from evonas.errors import DataError
+from evonas.models import build_network, check_decoder
+from evonas.spaces import Arch, SearchSpace
+from evonas.training import TRAIN_METRICS, EvalResult, TrainConfig, seeded_model, train_model
 
 CHECKPOINT_FILE = "model.pt"
 """Name of a member's checkpoint (its ``state_dict``) inside its directory."""
 
-METRIC_NAMES: tuple[str, ...] = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "params")
+METRIC_NAMES = TRAIN_METRICS
+"""The metrics of a :class:`MemberResult` (accuracies in percent, losses cross-entropy,
+``params_M`` parameters in millions)."""
 
 
-@lru_cache(maxsize=2)
-def _load_splits(config: DatasetConfig) -> DataSplits:
-    # Once per worker process: a Ray worker trains many members on the same data.
-    return config.load()
+@dataclass(frozen=True, eq=False)
+class MemberResult:
+    """What training one candidate produced (the value of a :class:`MemberTrainer` task).
+
+    Attributes:
+        metrics: :data:`METRIC_NAMES` to values.
+        val_logits: Final logits on the validation split, float32, in split order.
+        test_logits: The same on the test split.
+        val_labels: The validation labels, in the same order, int64.
+        test_labels: The test labels, int64.
+        state_dict: ``torch.save`` bytes of the trained weights, on the CPU.
+        num_params: Parameters of the network.
+        epochs: Epochs run (fewer than configured when training diverged).
+        diverged: The training loss became NaN or infinite; training stopped.
+        train_loss: Training loss of the last epoch run.
+        device: The device trained on.
+        seconds: Wall time of training and evaluation.
+        curves: Per-epoch training curves (see :class:`evonas.training.TrainResult`).
+
+    Shapes:
+        val_logits: ``(N_val, C)``; test_logits: ``(N_test, C)``; val_labels: ``(N_val,)``;
+        test_labels: ``(N_test,)``.
+    """
+
+    metrics: dict[str, float]
+    val_logits: np.ndarray
+    test_logits: np.ndarray
+    val_labels: np.ndarray
+    test_labels: np.ndarray
+    state_dict: bytes
+    num_params: int
+    epochs: int
+    diverged: bool
+    train_loss: float
+    device: str
+    seconds: float
+    curves: dict[str, list[float]]
+
+
+class MemberFailure(Exception):
+    """A trained candidate that cannot join the pool: its training diverged, its logits
+    are not finite, or its worker loaded other data than the driver."""
 
 
 def _state_bytes(model: torch.nn.Module) -> bytes:
@@ -47,160 +89,145 @@ def _state_bytes(model: torch.nn.Module) -> bytes:
     return buffer.getvalue()
 
 
-class MemberTrainer:
-    """Train one candidate network from scratch and return its logits and weights.
+def _logits_and_labels(result: EvalResult | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    if result is None or result.logits is None or result.targets is None:
+        # train_model keeps both whenever it is asked to return logits.
+        raise RuntimeError(f"training returned no {split} logits")
+    return result.logits.numpy().astype(np.float32), result.targets.numpy().astype(np.int64)
 
-    The network is NAS-Bench-201's (:class:`~evonas.models.NB201Network`) with ``C``
-    channels and ``N`` cells per stage, trained by :func:`evonas.training.train_model`.
-    ``evaluate(arch, seed)`` seeds the initialisation, shuffling and augmentation with
-    ``seed``; on the CPU the same ``(arch, seed)`` gives the same member.
+
+class MemberTrainer:
+    """Train one candidate network from scratch; an executor worker.
+
+    ``run(arch, seed)`` seeds the initialisation, shuffling and augmentation with
+    ``seed``; on the CPU the same ``(arch, seed)`` gives the same member. The trainer is a
+    small picklable value (the data loads once per process, on first use).
 
     Args:
-        dataset: The data; loaded once per process on first use.
+        space: The search space of the architectures.
+        dataset: The data; loaded once per process (:func:`evonas.data.cached_splits`).
         train: The training recipe.
-        channels: ``C`` of the network.
-        cells_per_stage: ``N`` of the network.
+        network: The decoder and its parameters (default: NAS-Bench-201's network).
 
-    Attributes:
-        metric_names: ``val_acc``, ``val_loss``, ``test_acc``, ``test_loss``,
-            ``train_acc`` (percent / cross-entropy) and ``params``.
-
-    The evaluation's ``info`` holds ``val_logits`` and ``test_logits`` (float32 arrays,
-    shapes ``(N_val, C)`` and ``(N_test, C)``), ``val_labels`` and ``test_labels``
-    (int64 arrays in the same order), ``state_dict`` (``torch.save`` bytes of the
-    trained weights on the CPU), ``num_params``, ``epochs``, ``diverged``, ``device``
-    and the per-epoch ``curves``.
+    Raises:
+        CapabilityError: The decoder builds networks of another space.
     """
-
-    metric_names: tuple[str, ...] = METRIC_NAMES
 
     def __init__(
         self,
+        space: SearchSpace,
         dataset: DatasetConfig,
         train: TrainConfig,
-        channels: int = 16,
-        cells_per_stage: int = 5,
+        network: ComponentConfig | None = None,
     ) -> None:
-        for key, value in (("channels", channels), ("cells_per_stage", cells_per_stage)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer; got {value!r}")
+        self.space = space
         self.dataset = dataset
         self.train = train
-        self.channels = channels
-        self.cells_per_stage = cells_per_stage
-        self.space = NB201Space()
+        self.network = ComponentConfig("nb201") if network is None else network
+        check_decoder(self.network, space)
 
-    def build_network(self, arch: Arch, num_classes: int, in_channels: int, seed: int) -> NB201Network:
-        """The untrained network of ``arch``, its initialisation seeded by ``seed``."""
+    def run(self, arch: Arch, seed: int) -> MemberResult:
+        """Train ``arch`` with ``seed``; return its metrics, logits, labels and weights."""
         arch = self.space.validate(arch)
-        return seeded_model(
-            lambda: NB201Network(
-                arch, C=self.channels, N=self.cells_per_stage, num_classes=num_classes, in_channels=in_channels
-            ),
-            seed,
+        splits = cached_splits(self.dataset)
+        model = seeded_model(
+            lambda: build_network(self.network, self.space, arch, splits.num_classes, splits.in_channels), seed
         )
-
-    def evaluate(self, arch: Arch, seed: int) -> Evaluation:
-        """Train ``arch`` with ``seed``; return metrics, logits, labels and weights."""
-        arch = self.space.validate(arch)
-        splits = _load_splits(self.dataset)
-        model = self.build_network(arch, splits.num_classes, splits.in_channels, seed)
         # The final validation and test passes of training keep their logits: no second pass.
         result = train_model(model, splits, self.train, seed, return_logits=True)
-        val, test = result.val_eval, result.test_eval
-        assert val is not None and test is not None and val.logits is not None and test.logits is not None
-        return Evaluation(
-            metrics={
-                "val_acc": val.acc,
-                "val_loss": val.loss,
-                "test_acc": test.acc,
-                "test_loss": test.loss,
-                "train_acc": result.train_acc,
-                "params": float(result.num_params),
-            },
-            cost=result.wall_time_s,
-            info={
-                "val_logits": val.logits.numpy().astype(np.float32),
-                "test_logits": test.logits.numpy().astype(np.float32),
-                "val_labels": val.targets.numpy().astype(np.int64),
-                "test_labels": test.targets.numpy().astype(np.int64),
-                "state_dict": _state_bytes(model),
-                "num_params": int(result.num_params),
-                "epochs": int(result.epochs),
-                "diverged": bool(result.diverged),
-                "device": result.device,
-                "curves": {k: [float(v) for v in vals] for k, vals in result.curves.items()},
-            },
+        val_logits, val_labels = _logits_and_labels(result.val_eval, "validation")
+        test_logits, test_labels = _logits_and_labels(result.test_eval, "test")
+        return MemberResult(
+            metrics=result.metrics(),
+            val_logits=val_logits,
+            test_logits=test_logits,
+            val_labels=val_labels,
+            test_labels=test_labels,
+            state_dict=_state_bytes(model),
+            num_params=int(result.num_params),
+            epochs=int(result.epochs),
+            diverged=bool(result.diverged),
+            train_loss=float(result.train_loss),
+            device=result.device,
+            seconds=float(result.wall_time_s),
+            curves={k: [float(v) for v in values] for k, values in result.curves.items()},
         )
 
     def __repr__(self) -> str:
         return (
-            f"MemberTrainer(dataset={self.dataset!r}, train={self.train!r}, "
-            f"channels={self.channels}, cells_per_stage={self.cells_per_stage})"
+            f"MemberTrainer(space={self.space!r}, dataset={self.dataset!r}, train={self.train!r}, "
+            f"network={self.network!r})"
         )
 
 
-def member_from_evaluation(
+def member_from_result(
     name: str,
     arch: Arch,
     seed: int,
-    evaluation: Evaluation,
+    result: MemberResult,
     val_labels: np.ndarray,
     test_labels: np.ndarray,
-    network: dict[str, int],
+    space: ComponentConfig,
+    network: ComponentConfig,
+    in_channels: int,
 ) -> Member:
-    """The :class:`Member` of a successful :class:`MemberTrainer` evaluation.
+    """The :class:`Member` of a :class:`MemberTrainer` result.
 
     Args:
         name: The member's name.
         arch: Its architecture.
         seed: Its training seed (recorded).
-        evaluation: The trainer's result.
+        result: The trainer's result.
         val_labels: The validation labels the driver holds; the task's must be equal.
         test_labels: The same for the test split.
-        network: ``channels``, ``cells_per_stage``, ``num_classes``, ``in_channels``,
-            recorded so :func:`load_member_model` can rebuild the network.
+        space: The space section of the build (recorded with the member).
+        network: The decoder section of the build (recorded, so that
+            :func:`load_member_model` can rebuild the network).
+        in_channels: Image channels of the data (recorded likewise).
 
     Raises:
-        DataError: The evaluation failed, diverged, or its labels differ from the
-            driver's (the worker loaded other data, e.g. another file on another node).
+        MemberFailure: Training diverged, the logits are not finite, or the task's labels
+            differ from the driver's (the worker loaded other data, e.g. another file on
+            another node).
     """
-    if evaluation.failed:
-        raise DataError(f"member {name!r} failed to train: {evaluation.error}")
-    info = evaluation.info
-    if info.get("diverged") or not all(np.isfinite(info[k]).all() for k in ("val_logits", "test_logits")):
-        raise DataError(f"member {name!r} diverged: its training loss or logits are not finite")
-    for split, expected in (("val", val_labels), ("test", test_labels)):
-        got = np.asarray(info[f"{split}_labels"])
+    if result.diverged:
+        raise MemberFailure(f"training diverged: the loss became {result.train_loss!r} in epoch {result.epochs}")
+    for split, logits in (("validation", result.val_logits), ("test", result.test_logits)):
+        if not np.isfinite(logits).all():
+            raise MemberFailure(f"its {split} logits are not finite")
+    for split, got, expected in (("val", result.val_labels, val_labels), ("test", result.test_labels, test_labels)):
         if got.shape != expected.shape or not np.array_equal(got, expected):
-            raise DataError(
-                f"member {name!r}: the worker's {split} labels (shape {got.shape}) differ from the driver's "
+            raise MemberFailure(
+                f"the worker's {split} labels (shape {got.shape}) differ from the driver's "
                 f"(shape {expected.shape}); both must load the same dataset"
             )
-    metrics = {k: (float(v) if math.isfinite(float(v)) else repr(float(v))) for k, v in evaluation.metrics.items()}
     return Member(
         name=name,
-        val_logits=info["val_logits"],
-        test_logits=info["test_logits"],
+        val_logits=result.val_logits,
+        test_logits=result.test_logits,
         arch=tuple(arch),
-        num_params=int(info["num_params"]),
+        space=space,
+        network=network,
+        num_params=result.num_params,
+        in_channels=in_channels,
         checkpoint=CHECKPOINT_FILE,
         metadata={
             "seed": int(seed),
-            "network": dict(network),
-            "metrics": metrics,
-            "train_time_s": float(evaluation.cost),
-            "epochs": int(info["epochs"]),
-            "device": str(info["device"]),
+            "metrics": jsonable(result.metrics),
+            "train_time_s": result.seconds,
+            "epochs": result.epochs,
+            "device": result.device,
+            "curves": jsonable(result.curves),
         },
     )
 
 
-def load_member_model(directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> NB201Network:
-    """Rebuild a saved member's trained network from its directory.
+def load_member_model(directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a saved member's trained network from its directory, without retraining.
 
-    Reads ``member.yaml`` (architecture and network size) and the checkpoint
-    (``model.pt``, a ``state_dict``), without retraining.
+    Reads ``member.yaml`` (space, decoder, architecture, input channels) and builds the
+    network with the recorded decoder (:func:`evonas.models.build_network`), then loads
+    the checkpoint (``model.pt``, a ``state_dict``).
 
     Args:
         directory: A member directory written by an ensemble build.
@@ -210,23 +237,19 @@ def load_member_model(directory: str | os.PathLike[str], map_location: str | tor
         The network in eval mode.
 
     Raises:
-        DataError: The member, its network size or its checkpoint is missing or malformed.
+        DataError: The member, its network record or its checkpoint is missing or malformed.
+        UnknownChoiceError: The recorded space or decoder is not registered (load its plugin).
     """
     path = Path(directory)
     member = Member.load(path)
-    network = member.metadata.get("network")
-    keys = ("channels", "cells_per_stage", "num_classes", "in_channels")
-    if not isinstance(network, dict) or any(k not in network for k in keys) or member.arch is None:
-        raise DataError(f"{path} does not record the architecture and network size ({', '.join(keys)})")
+    if member.arch is None or member.network is None or member.in_channels is None:
+        raise DataError(f"{path} does not record the architecture, the network decoder and the input channels")
     checkpoint = Path(member.checkpoint or CHECKPOINT_FILE)
     if not checkpoint.is_absolute():
         checkpoint = path / checkpoint
     if not checkpoint.is_file():
         raise DataError(f"checkpoint {str(checkpoint)!r} of member {member.name!r} does not exist")
-    model = NB201Network(
-        member.arch, C=network["channels"], N=network["cells_per_stage"],
-        num_classes=network["num_classes"], in_channels=network["in_channels"],
-    )
+    model = build_network(member.network, member.built_space(), member.arch, member.num_classes, member.in_channels)
     try:
         state = torch.load(checkpoint, map_location=map_location, weights_only=True)
         model.load_state_dict(state)
@@ -234,3 +257,14 @@ def load_member_model(directory: str | os.PathLike[str], map_location: str | tor
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot load checkpoint {str(checkpoint)!r}: {first}") from None
     return model.eval()
+
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "METRIC_NAMES",
+    "MemberFailure",
+    "MemberResult",
+    "MemberTrainer",
+    "load_member_model",
+    "member_from_result",
+]

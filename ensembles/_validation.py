@@ -2,17 +2,18 @@
 
 Every check raises an :class:`~evonas.errors.EvonasError` subclass whose message quotes
 the offending shape or value: :class:`~evonas.errors.DataError` for malformed arrays,
-:class:`~evonas.errors.ConfigError` for bad parameters (sizes, fractions, bin counts).
+:class:`~evonas.errors.ConfigError` for bad parameters (sizes, fractions, bin counts),
+the latter through :func:`evonas.config.check_int` / :func:`evonas.config.check_number`.
 """
 
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
+from evonas.config import check_int, check_number
 from evonas.errors import ConfigError, DataError
 
 # Rows of a probability matrix may drift from 1 by float32 round-off of a softmax.
@@ -107,30 +108,24 @@ def _check_distributions(arr: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
-def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int in ``low..high`` or raise :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ConfigError(f"{name} must be an integer; got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{name} must be an integer in {bound}; got {value!r}")
-    return value
+@overload
+def resolve_size(
+    num_members: int, size: int | None, max_fraction: float | None, default_fraction: float, owner: str | None = None
+) -> int: ...
 
 
-def check_float(value: Any, name: str, low: float, high: float, low_open: bool = False) -> float:
-    """Return ``value`` as a float in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
-        raise ConfigError(f"{name} must be a finite number; got {value!r}")
-    value = float(value)
-    if value > high or value < low or (low_open and value == low):
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ConfigError(f"{name} must lie in {interval}; got {value!r}")
-    return value
+@overload
+def resolve_size(
+    num_members: int, size: int | None, max_fraction: float | None, default_fraction: None, owner: str | None = None
+) -> int | None: ...
 
 
 def resolve_size(
-    num_members: int, size: int | None, max_fraction: float | None, default_fraction: float | None
+    num_members: int,
+    size: int | None,
+    max_fraction: float | None,
+    default_fraction: float | None,
+    owner: str | None = None,
 ) -> int | None:
     """Turn the ``size`` / ``max_fraction`` stopping parameters into a member count.
 
@@ -139,6 +134,7 @@ def resolve_size(
         size: Number of members, in ``1..M``.
         max_fraction: Fraction of ``M`` in ``(0, 1]``; the count is ``max(1, floor(f * M))``.
         default_fraction: Fraction used when neither is given; ``None`` means "no target".
+        owner: Whose parameters they are, e.g. ``"pruner 'pie'"`` (in messages).
 
     Returns:
         The member count, or ``None`` when no target applies.
@@ -147,15 +143,17 @@ def resolve_size(
         ConfigError: Both parameters given, or either out of range.
     """
     if size is not None and max_fraction is not None:
+        who = "" if owner is None else f" of {owner}"
         raise ConfigError(
-            f"give either size or max_fraction, not both; got size={size!r}, max_fraction={max_fraction!r}"
+            f"give either size or max_fraction{who}, not both; got size={size!r}, max_fraction={max_fraction!r}"
         )
     if size is not None:
-        return check_int(size, "size", 1, num_members)
+        check_int(size, "size", 1, num_members, owner=owner)
+        return int(size)
     if max_fraction is None:
         max_fraction = default_fraction
         if max_fraction is None:
             return None
-    fraction = check_float(max_fraction, "max_fraction", 0.0, 1.0, low_open=True)
+    check_number(max_fraction, "max_fraction", 0.0, 1.0, low_open=True, owner=owner)
     # A small epsilon keeps 0.3 * 10 from flooring to 2 through round-off.
-    return max(1, math.floor(fraction * num_members + 1e-9))
+    return max(1, math.floor(float(max_fraction) * num_members + 1e-9))

@@ -1,120 +1,119 @@
 """The ``evonas`` command line.
 
-Bad user input (config keys and values, architecture strings, paths, data files, flags)
-ends with one line on stderr naming the value and what would be valid, and exit code 2.
+Every long-running command is one kind of run with the same options and lifecycle
+(:mod:`evonas.runs`): ``--config`` or ``--resume``, ``--run-dir``, ``--plugin``,
+``--no-progress`` and ``key.sub=value`` overrides. Bad user input (config keys and values,
+architecture strings, paths, data files, plugins, flags) ends with one line on stderr
+naming the value and what would be valid, and exit code 2; a run in which nothing
+succeeded ends with exit code 1 and its first error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from evonas.errors import EvonasError
+from evonas.errors import EvonasError, RunFailedError
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other input error
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other input error
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+# (command, action) -> run kind; every one of them takes the options of _add_run_command.
+RUN_COMMANDS: dict[tuple[str, str | None], tuple[str, str, str]] = {
+    ("search", None): ("search", "run or resume an architecture search", "configs/nb201-rea.yaml"),
+    ("supernet", "train"): ("supernet", "train a single-path supernet", "configs/supernet-cifar10.yaml"),
+    ("ensemble", "build"): ("ensemble", "train candidates, prune them and evaluate the ensembles", "configs/ensemble-digits.yaml"),
+    ("predictors", "evaluate"): (
+        "predictors", "rank predictors on a benchmark table (White et al., NeurIPS 2021)", "configs/predictors-nb201.yaml"
+    ),
+}
+_GROUPS = {"supernet": "one-shot supernet training and ranking", "ensemble": "sub-architecture ensembles (SAEP)",
+           "predictors": "performance predictors"}
+
+
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="import a plugin first (module name, .py file or package directory; repeatable)",
+    )
+
+
+def _add_run_command(parser: argparse.ArgumentParser, example: str) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--config", help=f"YAML config (e.g. {example}); relative paths in it are relative to it")
+    group.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (overrides: extendable keys only)")
+    parser.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_plugin_option(parser)
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-
-
-def _add_predictors(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predictors", help="performance predictors")
-    psub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    pe = psub.add_parser("evaluate", help="rank predictors on the NAS-Bench-201 table (White et al., NeurIPS 2021)")
-    pe.add_argument("--config", required=True, help="YAML config of the harness (see configs/predictors-nb201.yaml)")
-    pe.add_argument("--out", help="output directory (default runs/predictors-<time>)")
-    _add_run_options(pe)
-
-
-def _add_ensemble(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser("ensemble", help="sub-architecture ensembles (SAEP)")
-    esub = e.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    eb = esub.add_parser("build", help="train candidates, prune them and evaluate the ensembles")
-    egroup = eb.add_mutually_exclusive_group(required=True)
-    egroup.add_argument("--config", help="YAML config (see configs/ensemble-*.yaml)")
-    egroup.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted build (saved members are kept)")
-    eb.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
-    _add_run_options(eb)
-
-
-def _add_supernet(sub: argparse._SubParsersAction) -> None:
-    n = sub.add_parser("supernet", help="one-shot supernet training and ranking")
-    nsub = n.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    nt = nsub.add_parser("train", help="train a single-path supernet")
-    ngroup = nt.add_mutually_exclusive_group(required=True)
-    ngroup.add_argument("--config", help="YAML config (see configs/supernet-cifar10.yaml)")
-    ngroup.add_argument("--resume", metavar="RUN_DIR", help="continue the training in RUN_DIR")
-    nt.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
-    _add_run_options(nt)
-    nr = nsub.add_parser("rank", help="Kendall tau of a trained supernet against the NAS-Bench-201 table")
-    nr.add_argument("run_dir", metavar="RUN_DIR")
-    nr.add_argument("--table", help="NAS-Bench-201 table (default $EVONAS_NB201)")
-    nr.add_argument("--num-archs", type=int, default=200, help="random architectures to rank (default 200)")
-    nr.add_argument("--val-images", type=int, default=None,
-                    help="validation images per architecture (default: the run's evaluation.val_images; "
-                         "more is slower and steadier, e.g. 5000)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="evonas", description="Evolutionary and ensemble NAS with performance predictors.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for (command, action), (_, help_text, example) in RUN_COMMANDS.items():
+        if action is None:
+            _add_run_command(sub.add_parser(command, help=help_text), example)
+            continue
+        if command not in groups:
+            g = sub.add_parser(command, help=_GROUPS[command])
+            groups[command] = g.add_subparsers(dest="action", required=True, parser_class=_Parser)
+        _add_run_command(groups[command].add_parser(action, help=help_text), example)
 
-    s = sub.add_parser("search", help="run or resume an architecture search")
-    group = s.add_mutually_exclusive_group(required=True)
-    group.add_argument("--config", help="YAML config of the search (see configs/)")
-    group.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
-    s.add_argument("--run-dir", help="where to write the run directory (must not exist or be empty)")
-    _add_run_options(s)
+    rank = groups["supernet"].add_parser("rank", help="Kendall tau of a trained supernet against the NAS-Bench-201 table")
+    rank.add_argument("run_dir", metavar="RUN_DIR")
+    rank.add_argument("--table", help="NAS-Bench-201 table (default: the run's table, else $EVONAS_NB201)")
+    rank.add_argument("--num-archs", type=int, default=200, help="random architectures to rank (default 200)")
+    rank.add_argument("--val-images", type=int, default=None,
+                      help="validation images per architecture (default: the run's evaluation.val_images; "
+                           "more is slower and steadier, e.g. 5000)")
+    rank.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_plugin_option(rank)
 
-    r = sub.add_parser("report", help="plots and a Markdown summary of a run directory")
-    r.add_argument("run_dir", metavar="RUN_DIR")
-
-    for add in _SUBCOMMANDS:
-        add(sub)
+    report = sub.add_parser("report", help="plots and a Markdown summary of a run directory of any kind")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    _add_plugin_option(report)
     return parser
 
 
-# Sub-commands implemented by other packages: name -> module with main(args) -> int.
-_DELEGATES = {"predictors": "predictors._cli", "ensemble": "ensembles._cli", "supernet": "evonas.supernet._cli"}
-_SUBCOMMANDS = (_add_predictors, _add_ensemble, _add_supernet)
+def _run_command(args: argparse.Namespace) -> int:
+    from evonas.runs import resume_run, start_run
 
-
-def _search(args: argparse.Namespace) -> int:
-    from evonas.search import format_summary, resume_search, start_search
-
+    kind = RUN_COMMANDS[(args.command, getattr(args, "action", None))][0]
     progress = False if args.no_progress else None
     if args.resume:
-        if args.overrides or args.run_dir:
-            raise EvonasError("--resume takes no overrides or --run-dir: a run continues with the config it was started with")
-        result = resume_search(args.resume, progress=progress)
+        if args.run_dir:
+            raise EvonasError("--resume takes no --run-dir: a run continues in its own directory")
+        result = resume_run(args.resume, args.overrides, progress=progress, kind=kind)
     else:
-        result = start_search(args.config, args.overrides, run_dir=args.run_dir, progress=progress)
-    print(format_summary(result.summary, result.run_dir))
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    from evonas.report import write_report
-
-    print(write_report(args.run_dir))
+        result = start_run(kind, args.config, args.overrides, run_dir=args.run_dir, progress=progress)
+    print(result.text)
     return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "search":
-        return _search(args)
-    if args.command == "report":
-        return _report(args)
-    from importlib import import_module
+    from evonas.plugins import load_entry_points, load_plugins
 
-    return int(import_module(_DELEGATES[args.command]).main(args))
+    load_entry_points()
+    load_plugins(args.plugin)
+    if (args.command, getattr(args, "action", None)) in RUN_COMMANDS:
+        return _run_command(args)
+    if args.command == "report":
+        from evonas.runs import report_run
+
+        print(report_run(args.run_dir))
+        return 0
+    from evonas.supernet._cli import rank
+
+    return rank(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,9 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvonasError as exc:
         sys.stderr.write(f"evonas: error: {' '.join(str(exc).split())}\n")
         return 2
+    except RunFailedError as exc:
+        sys.stderr.write(f"evonas: error: {' '.join(str(exc).split())}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("evonas: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `evonas ... | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

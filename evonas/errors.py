@@ -1,8 +1,9 @@
-"""Errors raised for bad user input.
+"""Errors raised for bad user input, and for runs that produced nothing.
 
-Every error here is a :class:`ValueError` whose message quotes the offending value and
-says what would be valid. The command line prints the message as one line on stderr and
-exits with code 2.
+Every :class:`EvonasError` is a :class:`ValueError` whose message quotes the offending
+value and says what would be valid. The command line prints the message as one line on
+stderr and exits with code 2. A :class:`RunFailedError` is not bad input but a run whose
+work all failed (every evaluation, every member); the command line exits with code 1.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ class RunDirError(EvonasError):
     """A run directory is missing, already used, or inconsistent."""
 
 
+class PluginError(EvonasError):
+    """A plugin cannot be imported, or registers a name that is already taken."""
+
+
+class CapabilityError(ConfigError):
+    """A component needs a capability that the configured search space does not declare."""
+
+
 class UnknownChoiceError(EvonasError):
     """A name is not among the registered choices.
 
@@ -44,3 +53,16 @@ class UnknownChoiceError(EvonasError):
         self.name = name
         self.choices = list(choices)
         super().__init__(f"unknown {kind} {name!r}; valid choices: {', '.join(self.choices)}")
+
+
+class RunFailedError(RuntimeError):
+    """A run finished without a single success (exit code 1 on the command line).
+
+    Args:
+        message: What failed, with the first error.
+        run_dir: The run directory, which holds the log of every failure.
+    """
+
+    def __init__(self, message: str, run_dir: object = None) -> None:
+        self.run_dir = run_dir
+        super().__init__(message)

@@ -6,6 +6,12 @@ search space) instead of feature rows: ``__init__`` only stores hyper-parameters
 and ``predict(archs)`` returns a 1-d array. Models with an uncertainty estimate also
 accept ``predict(archs, return_std=True)`` and return ``(mean, std)``.
 
+The ``space`` hyper-parameter of every predictor is a registered space name (built with
+its default parameters) or a :class:`~evonas.spaces.SearchSpace` value. A predictor
+states the capabilities it needs of that space (:meth:`ArchPredictor.required_capabilities`,
+e.g. ``graph`` for graph networks, ``fixed_length`` for one-hot rows); ``fit`` checks them
+with :func:`evonas.spaces.require`.
+
 Targets may be accuracies or losses: models standardise them internally, so nothing in a
 predictor assumes a direction or a scale.
 """
@@ -13,17 +19,19 @@ predictor assumes a direction or a scale.
 from __future__ import annotations
 
 import abc
-import math
-import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Literal, cast, overload
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from evonas.errors import ArchError, EvonasError, UnknownChoiceError
-from evonas.spaces import SPACES, Arch, SearchSpace, get_space
+from evonas import config as _config
+from evonas.errors import ArchError, EvonasError
+from evonas.spaces import Arch, SearchSpace, build_space, require
+
+SpaceLike = str | SearchSpace
+"""What the ``space`` hyper-parameter accepts: a registered space name or a space value."""
 
 
 class TargetError(EvonasError):
@@ -34,11 +42,61 @@ class ParamError(EvonasError):
     """A predictor hyper-parameter has an invalid value."""
 
 
-def check_space(name: str) -> SearchSpace:
-    """The search space ``name``; unknown names raise listing the registered ones."""
-    if not isinstance(name, str):
-        raise UnknownChoiceError("search space", name, SPACES.names())
-    return get_space(name)
+# The one check vocabulary of evonas.config, with the owner named and ParamError raised:
+# "invalid value 0 for 'epochs' of GAEPredictor; expected an integer >= 1".
+def check_int(value: Any, where: str, low: int | None = None, high: int | None = None, *, owner: object) -> int:
+    """:func:`evonas.config.check_int` for the hyper-parameter ``where`` of ``owner``."""
+    return cast(int, _config.check_int(value, where, low, high, owner=type(owner).__name__, error=ParamError))
+
+
+def check_number(
+    value: Any,
+    where: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    owner: object,
+) -> float:
+    """:func:`evonas.config.check_number` for the hyper-parameter ``where`` of ``owner``."""
+    return cast(
+        float,
+        _config.check_number(
+            value, where, low, high, low_open=low_open, high_open=high_open, owner=type(owner).__name__, error=ParamError
+        ),
+    )
+
+
+def check_choice(value: Any, where: str, choices: Sequence[Any], *, owner: object) -> Any:
+    """:func:`evonas.config.check_choice` for the hyper-parameter ``where`` of ``owner``."""
+    return _config.check_choice(value, where, choices, owner=type(owner).__name__, error=ParamError)
+
+
+def check_seed(value: Any, *, owner: object) -> int:
+    """``random_state`` must be a non-negative int (predictors are always seeded)."""
+    return check_int(value, "random_state", 0, owner=owner)
+
+
+def resolve_space(space: Any, *, owner: object) -> SearchSpace:
+    """The search space of a ``space`` hyper-parameter.
+
+    Args:
+        space: A registered space name (built with its default parameters) or a space value.
+        owner: Whose hyper-parameter it is (for the message).
+
+    Raises:
+        UnknownChoiceError: An unknown name; the message lists the registered spaces.
+        ParamError: Neither a name nor a search space.
+    """
+    if isinstance(space, str):
+        return build_space(space)
+    if isinstance(space, SearchSpace):
+        return space
+    raise ParamError(
+        f"invalid value {space!r} for 'space' of {type(owner).__name__}; expected a registered space name "
+        "or a SearchSpace"
+    )
 
 
 def check_archs(archs: Sequence[Any], space: SearchSpace, min_count: int = 1) -> list[Arch]:
@@ -90,76 +148,71 @@ def check_targets(y: Any, n_archs: int) -> np.ndarray:
     return arr
 
 
-def check_int(owner: object, name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` if it is an int in ``[low, high]``, else raise :class:`ParamError`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (
-        high is not None and value > high
-    ):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ParamError(
-            f"the {name!r} parameter of {type(owner).__name__} must be an int {bound}; got {value!r}"
-        )
-    return int(value)
-
-
-def check_float(
-    owner: object, name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False
-) -> float:
-    """Return ``value`` if it is a real number in the interval, else raise :class:`ParamError`."""
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and math.isfinite(float(value))
-        and (value > low if low_open else value >= low)
-        and value <= high
-    )
-    if not ok:
-        left = "(" if low_open else "["
-        raise ParamError(
-            f"the {name!r} parameter of {type(owner).__name__} must be a number in {left}{low}, {high}]; got {value!r}"
-        )
-    return float(value)
-
-
-def check_choice(owner: object, name: str, value: Any, choices: Sequence[Any]) -> Any:
-    """Return ``value`` if it is one of ``choices``, else raise :class:`ParamError` listing them."""
-    if value not in choices or isinstance(value, bool) != any(isinstance(c, bool) for c in choices if c == value):
-        raise ParamError(
-            f"the {name!r} parameter of {type(owner).__name__} must be one of "
-            f"{', '.join(repr(c) for c in choices)}; got {value!r}"
-        )
-    return value
-
-
-def check_seed(owner: object, value: Any) -> int:
-    """``random_state`` must be a non-negative int (predictors are always seeded)."""
-    return check_int(owner, "random_state", value, 0)
-
-
 class ArchPredictor(RegressorMixin, BaseEstimator, metaclass=abc.ABCMeta):
     """Base class of the predictors: shared validation and target scaling.
 
-    Subclasses implement ``fit`` (calling :meth:`_validate_fit` first) and ``_predict``
-    (mean, and std when ``has_uncertainty``). ``space`` is a hyper-parameter of every
-    subclass, naming the registered search space its architectures come from.
+    Subclasses implement ``_check_params`` (every hyper-parameter), ``fit`` (calling
+    :meth:`_validate_fit` first) and ``_predict`` (mean, and std when
+    ``has_uncertainty``), and override :meth:`required_capabilities` and
+    :meth:`zero_cost_proxies` where they need a capability or read zero-cost scores.
+    ``space`` is a hyper-parameter of every subclass (see the module docstring).
     """
 
-    has_uncertainty: bool = False
+    has_uncertainty: ClassVar[bool] = False
     """Whether ``predict(archs, return_std=True)`` is supported."""
 
-    min_fit_archs: int = 2
+    min_fit_archs: ClassVar[int] = 2
     """Fewest labelled architectures ``fit`` accepts."""
 
-    space: str
+    space: SpaceLike
+
+    def search_space(self) -> SearchSpace:
+        """The search space of the ``space`` hyper-parameter (see :func:`resolve_space`)."""
+        return resolve_space(self.space, owner=self)
+
+    def required_capabilities(self) -> frozenset[str]:
+        """The search-space capabilities this predictor needs with its hyper-parameters."""
+        return frozenset()
+
+    def zero_cost_proxies(self) -> tuple[str, ...]:
+        """The zero-cost proxies this predictor reads from its ``scorer`` (empty: none)."""
+        return ()
+
+    def fewest_fit_archs(self) -> int:
+        """Fewest labelled architectures ``fit`` accepts (``min_fit_archs`` unless a
+        predictor's members ask for more)."""
+        return self.min_fit_archs
+
+    def check_params(self) -> SearchSpace:
+        """Validate every hyper-parameter and the space's capabilities; return the space.
+
+        ``fit`` calls this first; configs call it before any work starts.
+
+        Raises:
+            ParamError: A hyper-parameter has an invalid value.
+            UnknownChoiceError: An unknown space, encoding or proxy name.
+            CapabilityError: The space lacks a capability the predictor needs (or a network
+                decoder, for zero-cost scores).
+        """
+        space = self.search_space()
+        self._check_params(space)
+        require(space, self.required_capabilities(), type(self).__name__)
+        return space
+
+    @abc.abstractmethod
+    def _check_params(self, space: SearchSpace) -> None:
+        """Raise for an invalid hyper-parameter (``space`` is already resolved)."""
 
     def _validate_fit(self, archs: Sequence[Any], y: Any) -> tuple[list[Arch], np.ndarray]:
-        space = check_space(self.space)
-        out = check_archs(archs, space, min_count=self.min_fit_archs)
-        return out, check_targets(y, len(out))
+        space = self.check_params()
+        out = check_archs(archs, space, min_count=self.fewest_fit_archs())
+        targets = check_targets(y, len(out))
+        self.space_ = space
+        return out, targets
 
     def _validate_predict(self, archs: Sequence[Any]) -> list[Arch]:
         check_is_fitted(self)
-        return check_archs(archs, check_space(self.space), min_count=0)
+        return check_archs(archs, self.space_, min_count=0)
 
     def _set_target_scale(self, y: np.ndarray) -> np.ndarray:
         """Remember the targets' mean and scale and return the standardised targets."""
@@ -169,13 +222,19 @@ class ArchPredictor(RegressorMixin, BaseEstimator, metaclass=abc.ABCMeta):
         # Rounding far below any meaningful precision makes the standardised targets, and so
         # the fitted model, identical whatever unit the targets came in (no float noise that
         # could flip a tie between two tree splits).
-        return np.round((y - self.y_mean_) / self.y_scale_, 9)
+        return np.asarray(np.round((y - self.y_mean_) / self.y_scale_, 9))
 
-    def _unscale(self, z: np.ndarray, std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _unscale(self, z: Any, std: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
         mean = np.asarray(z, dtype=np.float64) * self.y_scale_ + self.y_mean_
         if std is None:
             return mean, None
         return mean, np.asarray(std, dtype=np.float64) * self.y_scale_
+
+    @overload
+    def predict(self, archs: Sequence[Any], return_std: Literal[False] = ...) -> np.ndarray: ...
+
+    @overload
+    def predict(self, archs: Sequence[Any], return_std: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
 
     def predict(self, archs: Sequence[Any], return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Predict the target of every architecture.
@@ -203,9 +262,11 @@ class ArchPredictor(RegressorMixin, BaseEstimator, metaclass=abc.ABCMeta):
             empty = np.zeros(0, dtype=np.float64)
             return (empty, empty.copy()) if return_std else empty
         mean, std = self._predict(checked, return_std)
-        if return_std:
-            return mean, std
-        return mean
+        if not return_std:
+            return mean
+        if std is None:
+            raise RuntimeError(f"{type(self).__name__}._predict returned no std although it was asked for")
+        return mean, std
 
     @abc.abstractmethod
     def fit(self, archs: Sequence[Any], y: Any) -> ArchPredictor:
@@ -215,7 +276,7 @@ class ArchPredictor(RegressorMixin, BaseEstimator, metaclass=abc.ABCMeta):
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (in target units) for validated ``archs``; std only if asked."""
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         # Samples are architectures, not numeric feature rows: sklearn's array checks do not apply.
         tags.input_tags.two_d_array = False

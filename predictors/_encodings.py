@@ -1,5 +1,8 @@
 """Architecture encodings: fixed-length vectors and PyG graphs built from the op-node graph.
 
+Each encoding needs a capability of the search space (:data:`ENCODING_CAPABILITIES`):
+``graph`` for the ones built from the op-node graph, ``fixed_length`` for ``one_hot``.
+
 * ``adjacency_one_hot`` — the strictly upper-triangular adjacency matrix of the op-node
   graph, flattened, followed by the one-hot node types (the "adjacency one-hot" encoding of
   White et al., "A Study on Encodings for Neural Architecture Search", NeurIPS 2020). It
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 
 from evonas._registry import Registry
-from evonas.spaces import Arch, ArchGraph, SearchSpace
+from evonas.spaces import Arch, ArchGraph, FixedLengthSpace, GraphSpace, SearchSpace, require
 
 _IO_TYPES = ("input", "output")
 _ABSENT_OP = "none"
@@ -30,6 +34,29 @@ Encoder = Callable[[Sequence[Arch], SearchSpace], np.ndarray]
 
 ENCODINGS: Registry[Encoder] = Registry("encoding")
 """Vector encodings by name: ``fn(archs, space) -> array (n_archs, n_features)``."""
+
+ENCODING_CAPABILITIES: dict[str, frozenset[str]] = {
+    "adjacency_one_hot": frozenset({"graph"}),
+    "one_hot": frozenset({"fixed_length"}),
+    "path": frozenset({"graph"}),
+}
+"""The search-space capabilities each built-in encoding needs."""
+
+
+def encoding_capabilities(name: str) -> frozenset[str]:
+    """The capabilities the encoding ``name`` needs of a space.
+
+    A plugin encoding states them as a ``capabilities`` attribute of its function (none
+    when it has no such attribute).
+    """
+    if name in ENCODING_CAPABILITIES:
+        return ENCODING_CAPABILITIES[name]
+    return frozenset(getattr(ENCODINGS.get(name), "capabilities", ()))
+
+
+def _graph_space(space: SearchSpace, who: str) -> GraphSpace:
+    require(space, {"graph"}, who)
+    return cast(GraphSpace, space)
 
 
 def graph_adjacency_one_hot(graph: ArchGraph) -> np.ndarray:
@@ -46,14 +73,17 @@ def graph_adjacency_one_hot(graph: ArchGraph) -> np.ndarray:
 @ENCODINGS.register("adjacency_one_hot")
 def adjacency_one_hot(archs: Sequence[Arch], space: SearchSpace) -> np.ndarray:
     """Adjacency-one-hot encodings of ``archs``. Shapes: ``(len(archs), n_features)``."""
-    return _stack([graph_adjacency_one_hot(space.graph(a)) for a in archs], _width(space, "adjacency_one_hot"))
+    graphs = _graph_space(space, "the adjacency_one_hot encoding")
+    return _stack([graph_adjacency_one_hot(graphs.graph(a)) for a in archs], _width(graphs, "adjacency_one_hot"))
 
 
 @ENCODINGS.register("one_hot")
 def one_hot(archs: Sequence[Arch], space: SearchSpace) -> np.ndarray:
     """One-hot op per genotype position. Shapes: ``(len(archs), length * num_choices)``."""
-    k = int(space.num_choices)  # type: ignore[attr-defined]
-    length = int(space.length)  # type: ignore[attr-defined]
+    require(space, {"fixed_length"}, "the one_hot encoding")
+    fixed = cast(FixedLengthSpace, space)
+    k = int(fixed.num_choices)
+    length = int(fixed.length)
     out = np.zeros((len(archs), length * k), dtype=np.float32)
     for i, arch in enumerate(archs):
         out[i, np.arange(length) * k + np.asarray(arch)] = 1.0
@@ -88,26 +118,27 @@ def _input_output_paths(graph: ArchGraph) -> list[tuple[int, ...]]:
     return paths
 
 
-_SPACE_INFO: dict[str, dict[str, int]] = {}
+_SPACE_INFO: dict[SearchSpace, dict[str, int]] = {}
 
 
-def _space_info(space: SearchSpace) -> dict[str, int]:
-    """Sizes that depend on the space only, computed once per space name."""
-    info = _SPACE_INFO.get(space.name)
+def _space_info(space: GraphSpace) -> dict[str, int]:
+    """Sizes that depend on the space only, computed once per space value."""
+    info = _SPACE_INFO.get(space)
     if info is None:
-        # The op-node topology of a space is fixed (only node types vary), so any member tells.
-        graph = space.graph(space.all_archs()[0])
+        # The graph encodings assume that every architecture of a space has the same op-node
+        # topology (only node types vary, as in cell spaces), so any member tells.
+        graph = space.graph(space.sample(np.random.default_rng(0)))
         max_ops = max(len(p) - 2 for p in _input_output_paths(graph))
         info = {
             "max_ops": max_ops,
             "path": graph_path_encoding(graph, max_ops).shape[0],
             "adjacency_one_hot": graph_adjacency_one_hot(graph).shape[0],
         }
-        _SPACE_INFO[space.name] = info
+        _SPACE_INFO[space] = info
     return info
 
 
-def _max_path_ops(space: SearchSpace) -> int:
+def _max_path_ops(space: GraphSpace) -> int:
     return _space_info(space)["max_ops"]
 
 
@@ -138,11 +169,12 @@ def graph_path_encoding(graph: ArchGraph, max_ops: int) -> np.ndarray:
 @ENCODINGS.register("path")
 def path_encoding(archs: Sequence[Arch], space: SearchSpace) -> np.ndarray:
     """BANANAS path encodings of ``archs``. Shapes: ``(len(archs), n_paths)``."""
-    max_ops = _max_path_ops(space)
-    return _stack([graph_path_encoding(space.graph(a), max_ops) for a in archs], _width(space, "path"))
+    graphs = _graph_space(space, "the path encoding")
+    max_ops = _max_path_ops(graphs)
+    return _stack([graph_path_encoding(graphs.graph(a), max_ops) for a in archs], _width(graphs, "path"))
 
 
-def _width(space: SearchSpace, encoding: str) -> int:
+def _width(space: GraphSpace, encoding: str) -> int:
     return _space_info(space)[encoding]
 
 
@@ -157,7 +189,7 @@ def encode(archs: Sequence[Arch], space: SearchSpace, encoding: str) -> np.ndarr
     return ENCODINGS.get(encoding)(archs, space)
 
 
-def graph_to_pyg(graph: ArchGraph, drop_absent: bool = False):  # type: ignore[no-untyped-def]
+def graph_to_pyg(graph: ArchGraph, drop_absent: bool = False) -> Any:
     """A :class:`torch_geometric.data.Data` of one op-node graph.
 
     Args:
@@ -188,6 +220,11 @@ def graph_to_pyg(graph: ArchGraph, drop_absent: bool = False):  # type: ignore[n
     )
 
 
-def to_pyg(archs: Sequence[Arch], space: SearchSpace, drop_absent: bool = False) -> list:
-    """PyG graphs (op-node form, from ``space.graph``) of ``archs``; see :func:`graph_to_pyg`."""
-    return [graph_to_pyg(space.graph(a), drop_absent) for a in archs]
+def to_pyg(archs: Sequence[Arch], space: SearchSpace, drop_absent: bool = False) -> list[Any]:
+    """PyG graphs (op-node form, from ``space.graph``) of ``archs``; see :func:`graph_to_pyg`.
+
+    Returns:
+        One :class:`torch_geometric.data.Data` per architecture.
+    """
+    graphs = _graph_space(space, "PyG graphs of architectures")
+    return [graph_to_pyg(graphs.graph(a), drop_absent) for a in archs]

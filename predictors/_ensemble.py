@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from evonas.spaces import Arch
-from predictors._base import ArchPredictor, ParamError, check_seed
+from evonas.spaces import Arch, SearchSpace
+from predictors._base import ArchPredictor, ParamError, SpaceLike, check_seed
 
 
 def _default_members() -> list[ArchPredictor]:
@@ -32,45 +32,58 @@ class EnsemblePredictor(ArchPredictor):
             and an MLP on paths.
         random_state: Member ``i`` with a ``random_state`` hyper-parameter is fitted with
             ``random_state + i``.
-        space: Search space of the architectures; members must use the same.
+        space: Search space of the architectures (a registered name or a space value);
+            the members are fitted with it, whatever their own ``space``.
     """
 
     has_uncertainty = True
 
     def __init__(
-        self, estimators: Sequence[ArchPredictor] | None = None, random_state: int = 0, space: str = "nb201"
+        self, estimators: Sequence[ArchPredictor] | None = None, random_state: int = 0, space: SpaceLike = "nb201"
     ) -> None:
         self.estimators = estimators
         self.random_state = random_state
         self.space = space
 
     def _members(self) -> list[ArchPredictor]:
+        """Unfitted copies of the members, each with the ensemble's space."""
         members = _default_members() if self.estimators is None else list(self.estimators)
         if not members:
-            raise ParamError("the 'estimators' parameter of EnsemblePredictor must hold at least one predictor; got []")
+            raise ParamError("invalid value [] for 'estimators' of EnsemblePredictor; expected at least one predictor")
+        out = []
         for m in members:
             if not isinstance(m, ArchPredictor):
-                raise ParamError(f"EnsemblePredictor members must be predictors of this package; got {m!r}")
-            if getattr(m, "space", self.space) != self.space:
                 raise ParamError(
-                    f"EnsemblePredictor has space={self.space!r} but member {type(m).__name__} has space={m.space!r}"
+                    f"invalid member {m!r} in 'estimators' of EnsemblePredictor; expected predictors of this package"
                 )
-        return members
+            out.append(clone(m).set_params(space=self.space))
+        return out
 
-    @property
-    def min_fit_archs(self) -> int:  # type: ignore[override]
-        return max(m.min_fit_archs for m in self._members())
+    def required_capabilities(self) -> frozenset[str]:
+        """Everything any member needs."""
+        return frozenset().union(*(m.required_capabilities() for m in self._members()))
+
+    def zero_cost_proxies(self) -> tuple[str, ...]:
+        """The proxies any member reads from its scorer."""
+        return tuple(dict.fromkeys(p for m in self._members() for p in m.zero_cost_proxies()))
+
+    def fewest_fit_archs(self) -> int:
+        return max(m.fewest_fit_archs() for m in self._members())
+
+    def _check_params(self, space: SearchSpace) -> None:
+        check_seed(self.random_state, owner=self)
+        for member in self._members():
+            member.check_params()
 
     def fit(self, archs: Sequence[Any], y: Any) -> EnsemblePredictor:
-        """Fit a clone of every member and return ``self``."""
-        seed = check_seed(self, self.random_state)
-        archs, y = self._validate_fit(archs, y)
+        """Fit a copy of every member and return ``self``."""
+        checked, targets = self._validate_fit(archs, y)
+        seed = int(self.random_state)
         fitted = []
-        for i, member in enumerate(self._members()):
-            est = clone(member)
+        for i, est in enumerate(self._members()):
             if "random_state" in est.get_params(deep=False):
                 est.set_params(random_state=seed + i)
-            fitted.append(est.fit(archs, y))
+            fitted.append(est.fit(checked, targets))
         self.estimators_ = fitted
         return self
 

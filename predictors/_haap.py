@@ -15,10 +15,11 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 
-from evonas.spaces import Arch, ArchGraph, SearchSpace
+from evonas.spaces import Arch, ArchGraph, GraphSpace, SearchSpace, require
 
 HAAP_ENCODINGS = ("adjacency_one_hot",)
 """Encodings that depend on the node order, for which HAAP is meaningful."""
@@ -87,7 +88,8 @@ def haap_augment(
     Args:
         archs: Labelled architectures.
         y: Their targets. Shapes: ``(len(archs),)``.
-        space: Their search space (``space.graph`` gives the op-node graph).
+        space: Their search space; needs the ``graph`` capability (``space.graph`` gives
+            the op-node graph).
         encode_graph: Order-dependent encoding of one graph.
         max_per_arch: Extra representations per architecture, drawn without replacement
             (``None``: all of them).
@@ -98,11 +100,13 @@ def haap_augment(
         representations; ``source[k]`` is the position in ``archs`` that row ``k``
         represents. Shapes: ``(n_total, n_features)``, ``(n_total,)``, ``(n_total,)``.
     """
-    rows = [encode_graph(space.graph(a)) for a in archs]
+    require(space, {"graph"}, "HAAP")
+    graphs = cast(GraphSpace, space)
+    rows = [encode_graph(graphs.graph(a)) for a in archs]
     targets = list(np.asarray(y, dtype=np.float64))
     source = list(range(len(archs)))
     for pos, (arch, target) in enumerate(zip(archs, y)):
-        others = homogeneous_graphs(space.graph(arch))[1:]
+        others = homogeneous_graphs(graphs.graph(arch))[1:]
         if max_per_arch is not None and len(others) > max_per_arch:
             picks = rng.choice(len(others), size=max_per_arch, replace=False)
             others = [others[i] for i in sorted(picks)]

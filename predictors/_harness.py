@@ -1,165 +1,149 @@
-"""The predictor evaluation harness (White et al., "How Powerful are Performance Predictors
-in Neural Architecture Search?", NeurIPS 2021).
+"""The predictor evaluation harness, the ``predictors`` run kind (White et al., "How Powerful
+are Performance Predictors in Neural Architecture Search?", NeurIPS 2021).
 
-Protocol: a fixed test set of architectures drawn uniformly from NAS-Bench-201 (200 by
-default); for every predictor, training-set size and trial, a training set drawn from a
-pool of the other architectures (the same draw for every predictor, so comparisons are
-paired), the predictor fitted on the table's targets and scored on the test set by
-Kendall tau, Spearman rho, Pearson r and precision@top-k, plus fit and query time.
-Zero-cost proxies need no training: they are scored once, on the test set and on every
-architecture scored (test set and pool), and drawn as horizontal reference lines.
+Protocol: a fixed test set of architectures drawn uniformly from the configured
+(enumerable) space among those the benchmark tables hold with a finite value of the metric;
+for every predictor, training-set size and trial, a training set drawn from a pool of other
+architectures (the same draw for every predictor, so comparisons are paired), the predictor
+fitted on the tables' targets and scored on the test set by Kendall tau, Spearman rho,
+Pearson r and precision@top-k, plus fit and query time. Predictions are in the targets'
+orientation (zero-cost proxies are negated for ``direction: min``), so a higher
+correlation is always better. Zero-cost proxies need no training: they are scored once,
+on the test set and on every architecture scored (test set and pool), and drawn as
+horizontal reference lines.
 
-Every (predictor, size, trial) is one evaluation run by an :class:`~evonas.executors.Executor`
-(serial by default, Ray when asked): the request's ``arch`` field carries the indices
-``(predictor, size, trial)`` and its ``seed`` the trial's seed.
+Every (predictor, size, trial) is one :class:`~evonas.executors.Task` whose payload is a
+:class:`TrialSpec`, run by a :class:`TrialRunner` on the configured executor (serial by
+default, Ray when asked) and answered with a :class:`TrialResult`.
 
-Outputs in ``out_dir``: ``results.csv`` (one row per trial), ``summary.csv`` (mean and
-std per predictor and size), ``results.md`` (Markdown tables) and ``kendall_tau.png``.
+The run directory holds, besides ``config.yaml``/``meta.yaml``/``result.json`` of the
+lifecycle (:mod:`evonas.runs`): ``log.jsonl`` (a ``zero_cost`` record with the proxies'
+correlations over every scored architecture, then one ``trial`` record per finished trial,
+so ``--resume`` runs only the others), ``results.csv`` (one row per trial),
+``summary.csv`` (mean and std per predictor and size), ``results.md`` (Markdown tables,
+also as ``report.md``), ``kendall_tau.png`` and, unless ``zero_cost.cache_dir`` is set,
+the zero-cost score cache ``zc-cache/``.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import math
+import os
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 
-from evonas.errors import ConfigError, EvonasError, UnknownChoiceError
-from evonas.evaluation import Evaluation
-from evonas.spaces import NB201Space
+from evonas._json import jsonable
+from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered, check_int, from_dict, to_dict
+from evonas.errors import CapabilityError, ConfigError, EvonasError, RunFailedError
+from evonas.executors import Executor, Outcome, Task
+from evonas.runs import RESULT, RunDir, RunKind
+from evonas.spaces import Arch, EnumerableSpace, SearchSpace, require
+from predictors._base import ArchPredictor
+from predictors._report import HarnessOutputs, write_outputs, zero_cost_records
+from predictors._trials import METRICS, TrialResult, TrialRunner, TrialSpec, trial_key
+from predictors._zc_scorer import ZeroCostScorer
 
-METRICS: tuple[str, ...] = ("kendall_tau", "spearman_rho", "pearson_r", "precision_at_top", "fit_time_s", "query_time_s")
-"""Metrics recorded for every trial."""
-
-_SPACE = NB201Space()
+_TRIAL_SEED_STRIDE = 1_000_003
 
 
 @dataclass(frozen=True)
-class ZeroCostSettings:
+class ZeroCostConfig(Checked):
     """How zero-cost scores are computed (the ``zero_cost`` section of the config).
 
     Attributes:
-        data_root: Images for the minibatch, e.g. ``../shared/data/images/cifar10-jpg-small.tar.gz``
-            (read through :func:`evonas.data.load_dataset`).
+        data_root: Images for the minibatch, e.g. ``cifar10-jpg-small.tar.gz`` of the shared
+            data (relative to the config file).
         dataset: Registered dataset name.
         batch_size: Images in the minibatch.
         data_seed: Chooses the minibatch.
         init_seed: Seeds the networks' initialisation.
-        channels: ``C`` of the NAS-Bench-201 network.
-        cells: ``N`` of the NAS-Bench-201 network.
-        cache_dir: On-disk score cache (``None``: ``<out_dir>/zc-cache``).
+        network: The registered decoder building the scored networks, and its size
+            (default: NAS-Bench-201's ``C=16, N=5`` network); it must serve ``space``.
+        cache_dir: On-disk score cache (``None``: ``zc-cache`` in the run directory).
     """
 
-    data_root: str | None = None
+    data_root: Annotated[str | None, IsPath()] = None
     dataset: str = "imagefolder"
-    batch_size: int = 64
-    data_seed: int = 0
-    init_seed: int = 0
-    channels: int = 16
-    cells: int = 5
-    cache_dir: str | None = None
+    batch_size: Annotated[int, Range(2)] = 64
+    data_seed: Annotated[int, Range(0)] = 0
+    init_seed: Annotated[int, Range(0)] = 0
+    network: Annotated[ComponentConfig, Registered("decoder")] = field(default_factory=lambda: ComponentConfig("nb201"))
+    cache_dir: Annotated[str | None, IsPath()] = None
 
-    def __post_init__(self) -> None:
-        for name, low in (("batch_size", 2), ("data_seed", 0), ("init_seed", 0), ("channels", 1), ("cells", 1)):
-            _check_config_int(f"zero_cost.{name}", getattr(self, name), low)
-
-    def scorer(self, out_dir: Path):  # type: ignore[no-untyped-def]
-        """The :class:`~predictors.ZeroCostScorer` of these settings."""
-        from predictors._zc_scorer import ZeroCostScorer
-
-        cache = self.cache_dir if self.cache_dir is not None else str(out_dir / "zc-cache")
+    def scorer(self, space: SearchSpace, cache_dir: str | None) -> ZeroCostScorer:
+        """The :class:`~predictors.ZeroCostScorer` of these settings for ``space``."""
         return ZeroCostScorer(
             data_root=self.data_root, dataset=self.dataset, batch_size=self.batch_size, data_seed=self.data_seed,
-            init_seed=self.init_seed, channels=self.channels, cells=self.cells, cache_dir=cache,
+            init_seed=self.init_seed, network=self.network, cache_dir=cache_dir, space=space,
         )
 
 
 @dataclass(frozen=True)
-class HarnessConfig:
-    """Settings of :func:`run_harness` (``configs/predictors-nb201.yaml``).
+class HarnessConfig(Checked):
+    """Settings of the ``predictors`` run (``configs/predictors-nb201.yaml``).
 
     Attributes:
-        table: The NAS-Bench-201 table (``nb201.csv.gz``); ``None``: ``$EVONAS_NB201``.
-        metric: The table column to predict (default: 200-epoch CIFAR-10 validation accuracy).
-        greater_is_better: Higher targets are better (accuracies); False for losses.
+        space: The search space (must be ``enumerable``: test sets and pools are drawn by
+            ordinal).
+        tables: Registered benchmark tables joined by architecture, which provide the
+            targets (default: the NAS-Bench-201 table from ``$EVONAS_NB201``).
+        metric: The table metric to predict (default: 200-epoch CIFAR-10 validation accuracy).
+        direction: ``max``: higher targets are better (accuracies); ``min``: lower (losses).
         predictors: Registered predictor names to evaluate (empty: all registered).
         params: Hyper-parameter overrides per predictor name, e.g. ``{gin: {epochs: 100}}``.
+            ``space``, ``scorer``, ``random_state`` and a proxy's ``direction`` are set by
+            the run itself (from ``space``, ``zero_cost``, ``seed`` and ``direction``).
         train_sizes: Training-set sizes.
         test_size: Architectures in the fixed test set.
         trials: Trials (training-set draws and predictor seeds) per size.
         train_pool: Architectures, disjoint from the test set, that training sets are drawn
             from (``None``: all others). A pool bounds the zero-cost scoring work.
-        seed: Seed of the test set, the pool and every trial.
         top_fraction: ``k`` of precision@top-k as a share of the test set.
         zero_cost: How zero-cost scores are computed.
-        executor: ``"serial"`` or ``"ray"`` (a local instance unless ``ray_address``).
-        ray_address: Address of an existing Ray cluster.
-        num_cpus: CPUs of a local Ray instance (``None``: all).
-        threads_per_trial: torch threads of every trial (and CPUs each Ray task reserves).
+        executor: Registered executor running the trials (``serial`` or ``ray``).
+        threads_per_trial: torch threads of every trial.
+        seed: Seed of the test set, the pool and every trial.
+        run_dir: Where the run directory goes (default ``runs/<config name>-<time>``).
+        progress: Show progress bars.
     """
 
-    table: str | None = None
+    space: Annotated[ComponentConfig, Registered("space")] = field(default_factory=lambda: ComponentConfig("nb201"))
+    tables: tuple[Annotated[ComponentConfig, Registered("table")], ...] = (ComponentConfig("nb201"),)
     metric: str = "cifar10-valid_valid_acc"
-    greater_is_better: bool = True
+    direction: Literal["max", "min"] = "max"
     predictors: tuple[str, ...] = ()
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    train_sizes: tuple[int, ...] = (10, 20, 50, 100, 200, 400)
-    test_size: int = 200
-    trials: int = 10
-    train_pool: int | None = 1000
-    seed: int = 0
-    top_fraction: float = 0.1
-    zero_cost: ZeroCostSettings = field(default_factory=ZeroCostSettings)
-    executor: Literal["serial", "ray"] = "serial"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    threads_per_trial: int = 1
+    train_sizes: tuple[Annotated[int, Range(2)], ...] = (10, 20, 50, 100, 200, 400)
+    test_size: Annotated[int, Range(2)] = 200
+    trials: Annotated[int, Range(1)] = 10
+    train_pool: Annotated[int | None, Range(2)] = 1000
+    top_fraction: Annotated[float, Range(0, 1, low_open=True)] = 0.1
+    zero_cost: ZeroCostConfig = field(default_factory=ZeroCostConfig)
+    executor: Annotated[ComponentConfig, Registered("executor")] = field(
+        default_factory=lambda: ComponentConfig("serial")
+    )
+    threads_per_trial: Annotated[int, Range(1)] = 1
+    seed: Annotated[int, Range(0)] = 0
+    run_dir: Annotated[str | None, IsPath()] = None
+    progress: bool = True
 
     def __post_init__(self) -> None:
-        from predictors._registry import PREDICTORS, make_predictor
-
-        for name in self.predictors:
-            if name not in PREDICTORS:
-                raise ConfigError(str(UnknownChoiceError("predictor", name, PREDICTORS.names())))
-        if len(set(self.predictors)) != len(self.predictors):
-            raise ConfigError(f"predictors lists a name twice: {list(self.predictors)}")
-        chosen = self.predictors or tuple(PREDICTORS.names())
-        for name, overrides in self.params.items():
-            if name not in chosen:
-                raise ConfigError(
-                    f"params has an entry for {name!r}, which is not evaluated; predictors: {', '.join(chosen)}"
-                )
-            if not isinstance(overrides, Mapping):
-                raise ConfigError(f"params.{name} must be a mapping of hyper-parameters; got {overrides!r}")
-            try:
-                make_predictor(name, **overrides)
-            except EvonasError as exc:
-                raise ConfigError(f"params.{name}: {exc}") from None
+        super().__post_init__()
         if not self.train_sizes:
             raise ConfigError("train_sizes must list at least one size")
         for i, size in enumerate(self.train_sizes):
-            _check_config_int(f"train_sizes[{i}]", size, 2)
-        _check_config_int("test_size", self.test_size, 2)
-        _check_config_int("trials", self.trials, 1)
-        _check_config_int("seed", self.seed, 0)
-        _check_config_int("threads_per_trial", self.threads_per_trial, 1)
-        if self.num_cpus is not None:
-            _check_config_int("num_cpus", self.num_cpus, 1)
-        pool = _SPACE.size - self.test_size if self.train_pool is None else self.train_pool
-        _check_config_int("train_pool", pool, max(self.train_sizes))
-        if self.test_size + pool > _SPACE.size:
-            raise ConfigError(
-                f"test_size + train_pool = {self.test_size + pool} exceeds the {_SPACE.size} architectures of nb201"
-            )
-        if not 0 < self.top_fraction <= 1:
-            raise ConfigError(f"invalid value {self.top_fraction!r} for 'top_fraction'; expected a number in (0, 1]")
+            check_int(size, f"train_sizes[{i}]", 2)
+        if len(set(self.train_sizes)) != len(self.train_sizes):
+            raise ConfigError(f"train_sizes lists a size twice: {list(self.train_sizes)}")
+        if len(set(self.predictors)) != len(self.predictors):
+            raise ConfigError(f"predictors lists a name twice: {list(self.predictors)}")
+        if self.train_pool is not None:
+            check_int(self.train_pool, "train_pool", max(self.train_sizes))
 
     @property
     def predictor_names(self) -> tuple[str, ...]:
@@ -169,22 +153,352 @@ class HarnessConfig:
         return self.predictors or tuple(PREDICTORS.names())
 
 
-def _check_config_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"invalid value {value!r} for {name!r}; expected an integer >= {low}")
+# ---------------------------------------------------------------------------- prepare
+@dataclass
+class PreparedHarness:
+    """Everything checked and loaded before a run directory exists.
+
+    Attributes:
+        space: The (enumerable) search space.
+        names: The predictors evaluated, in order.
+        params: Hyper-parameters per predictor, the run's ``space`` and proxy ``direction``
+            included (the scorer is added when the run directory is known).
+        proxies: Zero-cost proxies read by any predictor (their correlations are reported).
+        scorer_names: Predictors given the run's zero-cost scorer.
+        zero_cost_names: Predictors that are zero-cost proxies (one untrained trial each).
+        test: The fixed test set.
+        test_y: Its targets.
+        pool: The training pool.
+        pool_y: Its targets.
+    """
+
+    space: EnumerableSpace
+    names: tuple[str, ...]
+    params: dict[str, dict[str, Any]]
+    proxies: tuple[str, ...]
+    scorer_names: tuple[str, ...]
+    zero_cost_names: tuple[str, ...]
+    test: tuple[Arch, ...]
+    test_y: np.ndarray
+    pool: tuple[Arch, ...]
+    pool_y: np.ndarray
 
 
+# Hyper-parameters the run sets itself -> the config key that sets them.
+_SET_BY_RUN = {"space": "space", "scorer": "zero_cost", "random_state": "seed", "direction": "direction"}
+
+
+def _predictor(name: str, overrides: Mapping[str, Any], space: SearchSpace, direction: str) -> ArchPredictor:
+    """The predictor ``name`` with the config's overrides and the run's space (and direction)."""
+    from predictors._registry import make_predictor
+    from predictors._zc_predictor import ZeroCostPredictor
+
+    try:
+        est = make_predictor(name, **overrides)
+    except EvonasError as exc:
+        raise ConfigError(f"params.{name}: {exc}") from None
+    hyper = est.get_params(deep=False)
+    for key, setter in _SET_BY_RUN.items():
+        if key in overrides and key in hyper:
+            raise ConfigError(f"params.{name}.{key} is set by the run (from '{setter}'); remove it")
+    est.set_params(space=space)
+    if isinstance(est, ZeroCostPredictor):
+        est.set_params(direction=direction)
+    return est
+
+
+def prepare_harness(config: HarnessConfig) -> PreparedHarness:
+    """Check the predictors, the space, the tables and the metric, and draw the test set and pool.
+
+    Raises:
+        UnknownChoiceError: An unknown predictor, space, table, decoder, dataset or metric.
+        CapabilityError: The space is not enumerable, or lacks what a predictor (or a table,
+            or the zero-cost decoder) needs.
+        ConfigError: Invalid hyper-parameters, or more architectures asked than the tables hold.
+        DataError: A table or the zero-cost images are missing or malformed.
+    """
+    from evonas.tabular import build_tables
+    from predictors._registry import PREDICTORS
+
+    built = config.space.build("space")
+    require(built, {"enumerable"}, "the predictors run")
+    space = cast(EnumerableSpace, built)
+    names = config.predictor_names
+    for name in names:
+        PREDICTORS.get(name)
+    for name, overrides in config.params.items():
+        if name not in names:
+            raise ConfigError(f"params has an entry for {name!r}, which is not evaluated; predictors: {', '.join(names)}")
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"params.{name} must be a mapping of hyper-parameters; got {overrides!r}")
+    estimators = {name: _predictor(name, config.params.get(name, {}), space, config.direction) for name in names}
+    for name, est in estimators.items():
+        require(space, est.required_capabilities(), f"predictor {name!r}")
+    proxies = tuple(dict.fromkeys(p for est in estimators.values() for p in est.zero_cost_proxies()))
+    scorer_names = tuple(
+        n for n, est in estimators.items() if est.zero_cost_proxies() and "scorer" in est.get_params(deep=False)
+    )
+    if proxies:
+        scorer = config.zero_cost.scorer(space, cache_dir=None)
+        scorer.check()
+        scorer.minibatch()  # missing images fail here, not in every trial
+        for name in scorer_names:
+            estimators[name].set_params(scorer=scorer)
+    for name, est in estimators.items():
+        try:
+            est.check_params()
+        except CapabilityError:
+            raise
+        except EvonasError as exc:
+            raise ConfigError(f"params.{name}: {exc}") from None
+
+    table = build_tables(config.tables, space)
+    table.owner(config.metric)
+    archs = space.all_archs()
+    values = np.full(len(archs), np.nan)
+    for o, arch in enumerate(archs):
+        if table.has(arch):
+            values[o] = table.query(arch, config.metric)
+    eligible = np.flatnonzero(np.isfinite(values))
+    pool_size = len(eligible) - config.test_size if config.train_pool is None else config.train_pool
+    if config.test_size + pool_size > len(eligible) or pool_size < max(config.train_sizes):
+        raise ConfigError(
+            f"test_size + train_pool = {config.test_size} + {pool_size} architectures asked (and train_pool >= "
+            f"{max(config.train_sizes)}, the largest train size); the tables hold {len(eligible)} architectures of "
+            f"{space.name!r} with a finite {config.metric!r}"
+        )
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(eligible)
+    test = np.sort(order[: config.test_size])
+    pool = np.sort(order[config.test_size : config.test_size + pool_size])
+    zero_cost_names = tuple(n for n, est in estimators.items() if _is_zero_cost(est))
+    params: dict[str, dict[str, Any]] = {n: {**config.params.get(n, {}), "space": space} for n in names}
+    for name in zero_cost_names:
+        params[name]["direction"] = config.direction
+    return PreparedHarness(
+        space=space,
+        names=names,
+        params=params,
+        proxies=proxies,
+        scorer_names=scorer_names,
+        zero_cost_names=zero_cost_names,
+        test=tuple(archs[int(o)] for o in test),
+        test_y=values[test],
+        pool=tuple(archs[int(o)] for o in pool),
+        pool_y=values[pool],
+    )
+
+
+def _is_zero_cost(est: ArchPredictor) -> bool:
+    from predictors._zc_predictor import ZeroCostPredictor
+
+    return isinstance(est, ZeroCostPredictor)
+
+
+# ---------------------------------------------------------------------------- execute
+def _specs(config: HarnessConfig, prepared: PreparedHarness) -> list[TrialSpec]:
+    out = []
+    for name in prepared.names:
+        if name in prepared.zero_cost_names:
+            out.append(TrialSpec(name, None, 0))
+            continue
+        out.extend(TrialSpec(name, s, t) for s in range(len(config.train_sizes)) for t in range(config.trials))
+    return out
+
+
+def _trial_seed(config: HarnessConfig, spec: TrialSpec) -> int:
+    return config.seed if spec.size_index is None else config.seed * _TRIAL_SEED_STRIDE + spec.trial
+
+
+def _trial_record(outcome: Outcome, sizes: tuple[int, ...]) -> dict[str, Any]:
+    spec: TrialSpec = outcome.task.payload
+    value = outcome.value
+    error = outcome.error
+    if error is None and not isinstance(value, TrialResult):
+        error = f"the trial returned {type(value).__name__}, not a TrialResult"
+    metrics = value.metrics() if error is None and isinstance(value, TrialResult) else dict.fromkeys(METRICS, math.nan)
+    record: dict[str, Any] = jsonable({
+        "type": "trial",
+        "task_id": outcome.task.task_id,
+        "predictor": spec.predictor,
+        "train_size": 0 if spec.size_index is None else sizes[spec.size_index],
+        "trial": spec.trial,
+        **metrics,
+        "failed": error is not None,
+        "error": error or "",
+        "seconds": outcome.seconds,
+    })
+    return record
+
+
+def _zero_cost_rows(
+    scorer: ZeroCostScorer, prepared: PreparedHarness, direction: str, progress: bool
+) -> list[dict[str, Any]]:
+    """Each proxy's correlations with the targets over every scored architecture."""
+    from predictors._metrics import kendall_tau, spearman_rho
+
+    archs = [*prepared.test, *prepared.pool]
+    y = np.concatenate([prepared.test_y, prepared.pool_y])
+    start = time.perf_counter()
+    scores = scorer.scores(archs, prepared.proxies, progress=progress)
+    elapsed = time.perf_counter() - start
+    sign = 1.0 if direction == "max" else -1.0
+    return [
+        {
+            "proxy": proxy,
+            "n_archs": len(archs),
+            "kendall_tau": kendall_tau(y, sign * scores[:, j]),
+            "spearman_rho": spearman_rho(y, sign * scores[:, j]),
+            "scoring_time_s": elapsed,
+        }
+        for j, proxy in enumerate(prepared.proxies)
+    ]
+
+
+def _execute(
+    run: RunDir,
+    config: HarnessConfig,
+    prepared: PreparedHarness,
+    resume: bool,
+    progress: bool,
+    executor: Executor | None = None,
+) -> tuple[dict[str, Any], HarnessOutputs]:
+    import torch
+    from tqdm.auto import tqdm
+
+    records = run.read_log(repair=True) if resume else []
+    done = {trial_key(r["predictor"], r["train_size"], r["trial"]) for r in records if r.get("type") == "trial"}
+    cache_dir = config.zero_cost.cache_dir if config.zero_cost.cache_dir is not None else str(run.path / "zc-cache")
+    scorer = config.zero_cost.scorer(prepared.space, cache_dir=cache_dir)
+    params = {
+        name: {**p, "scorer": scorer} if name in prepared.scorer_names else dict(p)
+        for name, p in prepared.params.items()
+    }
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads_per_trial)
+    try:
+        if prepared.proxies and not set(prepared.proxies) <= {r["proxy"] for r in zero_cost_records(records)}:
+            rows = _zero_cost_rows(scorer, prepared, config.direction, progress)
+            run.append(jsonable({"type": "zero_cost", "rows": rows}))
+        specs = _specs(config, prepared)
+        tasks = [
+            Task(i, spec, _trial_seed(config, spec))
+            for i, spec in enumerate(specs)
+            if trial_key(spec.predictor, 0 if spec.size_index is None else config.train_sizes[spec.size_index], spec.trial)
+            not in done
+        ]
+        if tasks:
+            worker = TrialRunner(
+                params=params, test=prepared.test, test_y=prepared.test_y, pool=prepared.pool,
+                pool_y=prepared.pool_y, sizes=tuple(config.train_sizes), seed=config.seed,
+                top_fraction=config.top_fraction, direction=config.direction, threads=config.threads_per_trial,
+            )
+            own = executor is None
+            runner: Executor = config.executor.build("executor") if executor is None else executor
+            try:
+                runner.start(worker)
+                for task in tasks:
+                    runner.submit(task)
+                with tqdm(total=len(tasks), desc="predictor trials", disable=not progress) as bar:
+                    while runner.num_pending:
+                        finished = runner.wait()
+                        for outcome in finished:
+                            run.append(_trial_record(outcome, tuple(config.train_sizes)))
+                        bar.update(len(finished))
+            finally:
+                if own:
+                    runner.close()
+    finally:
+        torch.set_num_threads(old_threads)
+    outputs = write_outputs(run, config)
+    return _summary(config, prepared.space, outputs), outputs
+
+
+def _summary(config: HarnessConfig, space: SearchSpace, outputs: HarnessOutputs) -> dict[str, Any]:
+    """The JSON summary of a run (``result.json``)."""
+    failed = [r for r in outputs.rows if r["failed"]]
+    best = []
+    for size in sorted({r["train_size"] for r in outputs.summary if r["train_size"] > 0}):
+        candidates = [(r["kendall_tau_mean"], r["predictor"]) for r in outputs.summary
+                      if r["train_size"] == size and math.isfinite(r["kendall_tau_mean"])]
+        if candidates:
+            tau, name = max(candidates)
+            best.append({"train_size": size, "predictor": name, "kendall_tau": tau})
+    summary: dict[str, Any] = jsonable({
+        "space": space.name,
+        "metric": config.metric,
+        "direction": config.direction,
+        "trials": len(outputs.rows),
+        "failed": len(failed),
+        "first_error": f"{failed[0]['predictor']} at size {failed[0]['train_size']}: {failed[0]['error']}" if failed else None,
+        "best": best,
+        "summary": outputs.summary,
+        "zero_cost": outputs.zero_cost,
+    })
+    return summary
+
+
+# --------------------------------------------------------------------------- run kind
+class PredictorsRun(RunKind):
+    """``evonas predictors evaluate``: the harness in a run directory.
+
+    ``--resume`` runs the trials the log does not hold yet; overriding ``trials`` or
+    ``predictors`` extends a finished run.
+    """
+
+    name = "predictors"
+    Config = HarnessConfig
+    extendable = ("trials", "predictors")
+
+    def prepare(self, config: HarnessConfig) -> PreparedHarness:
+        return prepare_harness(config)
+
+    def execute(
+        self, run: RunDir, config: HarnessConfig, prepared: PreparedHarness, resume: bool, progress: bool
+    ) -> dict[str, Any]:
+        return _execute(run, config, prepared, resume, progress)[0]
+
+    def failure(self, summary: dict[str, Any]) -> str | None:
+        if summary.get("trials") and summary.get("failed") == summary["trials"]:
+            return f"every one of the {summary['trials']} predictor trials failed; first: {summary.get('first_error')}"
+        return None
+
+    def format_summary(self, summary: dict[str, Any], run_dir: Path) -> str:
+        lines = [
+            f"run directory: {run_dir}",
+            f"predictor trials: {summary['trials']} ({summary['failed']} failed) on {summary['space']}, "
+            f"{summary['metric']} ({summary['direction']})",
+        ]
+        if summary["best"]:
+            lines.append("best mean Kendall tau by training size: " + "; ".join(
+                f"{b['train_size']}: {b['predictor']} ({float(b['kendall_tau']):.3f})" for b in summary["best"]
+            ))
+        if summary.get("first_error"):
+            lines.append(f"first failure: {summary['first_error']}")
+        lines.append(f"tables: {Path(run_dir) / 'results.md'}")
+        return "\n".join(lines)
+
+    def report(self, run: RunDir) -> str:
+        config = from_dict(HarnessConfig, run.config)
+        return write_outputs(run, config).markdown
+
+
+PREDICTORS_RUN = PredictorsRun()
+"""The ``predictors`` run kind (registered in :data:`evonas.runs.RUN_KINDS`)."""
+
+
+# ------------------------------------------------------------------------ programmatic
 @dataclass
 class HarnessResult:
     """What :func:`run_harness` produced.
 
     Attributes:
-        rows: One dict per trial: predictor, train_size (0 for zero-cost proxies), trial,
-            the :data:`METRICS`, failed, error.
+        rows: One dict per trial (see :class:`HarnessOutputs`).
         summary: One dict per (predictor, train_size): mean and std of every metric.
         zero_cost: One dict per zero-cost proxy: correlations over every scored architecture.
         markdown: The Markdown report (also in ``results.md``).
         files: Paths of the files written, by kind (``csv``, ``summary``, ``markdown``, ``plot``).
+        run_summary: The run's JSON summary (``result.json``).
         test_archs: The fixed test set (genotypes).
         pool_archs: The architectures training sets were drawn from.
     """
@@ -194,8 +508,9 @@ class HarnessResult:
     zero_cost: list[dict[str, Any]]
     markdown: str
     files: dict[str, Path]
-    test_archs: list[tuple[int, ...]] = field(default_factory=list)
-    pool_archs: list[tuple[int, ...]] = field(default_factory=list)
+    run_summary: dict[str, Any] = field(default_factory=dict)
+    test_archs: list[Arch] = field(default_factory=list)
+    pool_archs: list[Arch] = field(default_factory=list)
 
     def mean(self, predictor: str, train_size: int, metric: str = "kendall_tau") -> float:
         """Mean of ``metric`` over the trials of ``predictor`` at ``train_size``."""
@@ -205,275 +520,38 @@ class HarnessResult:
         raise KeyError(f"no results for predictor {predictor!r} at train size {train_size}")
 
 
-@dataclass
-class _TrialEvaluator:
-    """Runs one (predictor, size, trial) of the protocol; shipped to executors (picklable).
-
-    ``evaluate(arch, seed)``: ``arch = (predictor index, size index or -1, trial)``;
-    ``seed`` becomes the predictor's ``random_state``. The training set depends only on
-    ``(harness seed, size, trial)``, so every predictor sees the same draws.
-    """
-
-    names: tuple[str, ...]
-    params: dict[str, dict[str, Any]]
-    targets: np.ndarray
-    test: np.ndarray
-    pool: np.ndarray
-    sizes: tuple[int, ...]
-    seed: int
-    top_fraction: float
-    greater_is_better: bool
-    threads: int
-    metric_names: tuple[str, ...] = METRICS
-
-    def training_set(self, size_index: int, trial: int) -> np.ndarray:
-        """Ordinals of the training architectures of one size and trial."""
-        rng = np.random.default_rng([self.seed, size_index, trial])
-        return np.sort(rng.choice(self.pool, size=self.sizes[size_index], replace=False))
-
-    def evaluate(self, arch: tuple[int, ...], seed: int) -> Evaluation:
-        import torch
-
-        from predictors._metrics import kendall_tau, pearson_r, precision_at_top, spearman_rho
-        from predictors._registry import make_predictor
-
-        torch.set_num_threads(self.threads)
-        p, s, trial = arch
-        name = self.names[p]
-        est = make_predictor(name, **self.params.get(name, {}))
-        if "random_state" in est.get_params(deep=False):
-            est.set_params(random_state=int(seed))
-        train = self.training_set(s, trial) if s >= 0 else np.zeros(0, dtype=np.int64)
-        train_archs = [_SPACE.from_ordinal(int(o)) for o in train]
-        test_archs = [_SPACE.from_ordinal(int(o)) for o in self.test]
-        start = time.perf_counter()
-        est.fit(train_archs, self.targets[train])
-        fit_time = time.perf_counter() - start
-        start = time.perf_counter()
-        pred = np.asarray(est.predict(test_archs), dtype=np.float64)
-        query_time = time.perf_counter() - start
-        y = self.targets[self.test]
-        metrics = {
-            "kendall_tau": kendall_tau(y, pred),
-            "spearman_rho": spearman_rho(y, pred),
-            "pearson_r": pearson_r(y, pred),
-            "precision_at_top": precision_at_top(y, pred, self.top_fraction, self.greater_is_better),
-            "fit_time_s": fit_time,
-            "query_time_s": query_time,
-        }
-        if not self.greater_is_better:
-            for key in ("kendall_tau", "spearman_rho", "pearson_r"):
-                metrics[key] = -metrics[key] if math.isfinite(metrics[key]) else metrics[key]
-        return Evaluation(metrics=metrics, cost=fit_time + query_time, info={"predictor": name, "trial": trial})
-
-
-def _is_zero_cost(est: Any) -> bool:
-    from predictors._zc_predictor import ZeroCostPredictor
-
-    return isinstance(est, ZeroCostPredictor)
-
-
-def _needs_scorer(est: Any) -> tuple[str, ...]:
-    """Proxies the predictor reads from its scorer (empty: it has no zero-cost input)."""
-    if _is_zero_cost(est):
-        return (est.proxy,)
-    params = est.get_params(deep=False)
-    if "scorer" in params and params.get("zero_cost"):
-        return tuple(params["zero_cost"])
-    return ()
-
-
-def _make_executor(config: HarnessConfig):  # type: ignore[no-untyped-def]
-    if config.executor == "ray":
-        from evonas.executors._ray import RayExecutor
-
-        return RayExecutor(address=config.ray_address, num_cpus=config.num_cpus, cpus_per_eval=float(config.threads_per_trial))
-    from evonas.executors._serial import SerialExecutor
-
-    return SerialExecutor()
-
-
-def run_harness(config: HarnessConfig, out_dir: Path, executor: Any = None, progress: bool = True) -> HarnessResult:
-    """Evaluate the configured predictors on NAS-Bench-201 and write the report.
+def run_harness(
+    config: HarnessConfig, out_dir: str | os.PathLike[str], executor: Executor | None = None, progress: bool = True
+) -> HarnessResult:
+    """Run the harness in a new run directory ``out_dir``, as ``evonas predictors evaluate`` does.
 
     Args:
         config: The protocol settings.
-        out_dir: Folder for ``results.csv``, ``summary.csv``, ``results.md``,
-            ``kendall_tau.png`` and (by default) the zero-cost cache; created if missing.
+        out_dir: The run directory (must not exist, or be empty).
         executor: An :class:`~evonas.executors.Executor` to run the trials (not closed
-            here); ``None``: one made from ``config.executor`` (and closed at the end).
+            here); ``None``: the one of ``config.executor``.
         progress: Show tqdm progress bars.
 
     Returns:
         The per-trial rows, the summary and the report.
 
     Raises:
-        DataError: The table or the zero-cost images are missing.
-        UnknownChoiceError: ``config.metric`` is not a column of the table.
+        EvonasError: Bad input (see :func:`prepare_harness`); nothing was written.
+        RunFailedError: Every trial failed.
     """
-    import torch
-    from tqdm.auto import tqdm
+    from evonas.plugins import loaded_plugins
 
-    from evonas.executors._base import Request
-    from evonas.tabular import NB201Table
-    from predictors._metrics import kendall_tau, spearman_rho
-    from predictors._registry import make_predictor
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = NB201Table.load(config.table)
-    targets = table.column(table.check_metric(config.metric))
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(_SPACE.size)
-    test = np.sort(order[: config.test_size])
-    pool_size = _SPACE.size - config.test_size if config.train_pool is None else config.train_pool
-    pool = np.sort(order[config.test_size : config.test_size + pool_size])
-
-    names = config.predictor_names
-    scorer = config.zero_cost.scorer(out_dir)
-    params: dict[str, dict[str, Any]] = {}
-    proxies_needed: dict[str, None] = {}
-    zc_names = []
-    for name in names:
-        overrides = dict(config.params.get(name, {}))
-        est = make_predictor(name, **overrides)
-        needed = _needs_scorer(est)
-        if needed and est.get_params(deep=False).get("scorer") is None:
-            overrides["scorer"] = scorer
-        proxies_needed.update(dict.fromkeys(needed))
-        params[name] = overrides
-        if _is_zero_cost(est):
-            zc_names.append(name)
-
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads_per_trial)
+    prepared = PREDICTORS_RUN.prepare(config)
+    run = RunDir.create(out_dir, to_dict(config), config.seed, PREDICTORS_RUN.name, plugins=loaded_plugins())
     try:
-        zc_rows = []
-        if proxies_needed:
-            scored = np.concatenate([test, pool])
-            archs = [_SPACE.from_ordinal(int(o)) for o in scored]
-            start = time.perf_counter()
-            scores = scorer.scores(archs, tuple(proxies_needed), progress=progress)
-            elapsed = time.perf_counter() - start
-            for j, proxy in enumerate(proxies_needed):
-                sign = 1.0 if config.greater_is_better else -1.0
-                zc_rows.append({
-                    "proxy": proxy,
-                    "n_archs": len(archs),
-                    "kendall_tau": kendall_tau(targets[scored], sign * scores[:, j]),
-                    "spearman_rho": spearman_rho(targets[scored], sign * scores[:, j]),
-                    "scoring_time_s": elapsed,
-                })
-
-        evaluator = _TrialEvaluator(
-            names=names, params=params, targets=targets, test=test, pool=pool, sizes=tuple(config.train_sizes),
-            seed=config.seed, top_fraction=config.top_fraction, greater_is_better=config.greater_is_better,
-            threads=config.threads_per_trial,
-        )
-        requests = []
-        for p, name in enumerate(names):
-            if name in zc_names:
-                requests.append(Request(len(requests), (p, -1, 0), config.seed))
-                continue
-            for s in range(len(config.train_sizes)):
-                for trial in range(config.trials):
-                    requests.append(Request(len(requests), (p, s, trial), config.seed * 1_000_003 + trial))
-        own_executor = executor is None
-        executor = _make_executor(config) if own_executor else executor
-        results: list[tuple[Request, Evaluation]] = []
-        try:
-            executor.start(evaluator)
-            for req in requests:
-                executor.submit(req)
-            with tqdm(total=len(requests), desc="predictor trials", disable=not progress) as bar:
-                while executor.num_pending:
-                    done = executor.wait()
-                    results.extend(done)
-                    bar.update(len(done))
-        finally:
-            if own_executor:
-                executor.close()
+        summary, outputs = _execute(run, config, prepared, resume=False, progress=progress, executor=executor)
+        run.write_json(RESULT, summary)
     finally:
-        torch.set_num_threads(old_threads)
-
-    rows = []
-    for req, ev in sorted(results, key=lambda r: r[0].eval_id):
-        p, s, trial = req.arch
-        row: dict[str, Any] = {
-            "predictor": names[p],
-            "train_size": 0 if s < 0 else config.train_sizes[s],
-            "trial": trial,
-        }
-        row.update({m: ev.metrics.get(m, math.nan) for m in METRICS})
-        row["failed"] = ev.failed
-        row["error"] = ev.error or ""
-        rows.append(row)
-    summary = _summarise(rows)
-    from predictors._report import markdown_report, plot_kendall
-
-    files = {
-        "csv": out_dir / "results.csv",
-        "summary": out_dir / "summary.csv",
-        "markdown": out_dir / "results.md",
-        "plot": out_dir / "kendall_tau.png",
-    }
-    _write_csv(files["csv"], rows)
-    _write_csv(files["summary"], summary)
-    markdown = markdown_report(config, summary, zc_rows, rows)
-    files["markdown"].write_text(markdown)
-    plot_kendall(summary, files["plot"], title=f"{config.metric}: Kendall tau vs training size")
-    failed = [r for r in rows if r["failed"]]
-    if failed:
-        warnings.warn(
-            f"{len(failed)} of {len(rows)} predictor trials failed (see {files['markdown']}); first: "
-            f"{failed[0]['predictor']} at size {failed[0]['train_size']}: {failed[0]['error']}",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        run.close()
+    reason = PREDICTORS_RUN.failure(summary)
+    if reason is not None:
+        raise RunFailedError(f"{reason}; the log is in {str(run.path)!r}", run.path)
     return HarnessResult(
-        rows=rows, summary=summary, zero_cost=zc_rows, markdown=markdown, files=files,
-        test_archs=[_SPACE.from_ordinal(int(o)) for o in test], pool_archs=[_SPACE.from_ordinal(int(o)) for o in pool],
+        rows=outputs.rows, summary=outputs.summary, zero_cost=outputs.zero_cost, markdown=outputs.markdown,
+        files=outputs.files, run_summary=summary, test_archs=list(prepared.test), pool_archs=list(prepared.pool),
     )
-
-
-def _summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["predictor"], row["train_size"]), []).append(row)
-    out = []
-    for (name, size), members in groups.items():
-        ok = [r for r in members if not r["failed"]]
-        entry: dict[str, Any] = {"predictor": name, "train_size": size, "trials": len(ok), "failed": len(members) - len(ok)}
-        for m in METRICS:
-            values = np.array([r[m] for r in ok], dtype=np.float64)
-            values = values[np.isfinite(values)]
-            entry[f"{m}_mean"] = float(values.mean()) if values.size else math.nan
-            entry[f"{m}_std"] = float(values.std()) if values.size else math.nan
-        out.append(entry)
-    return out
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        path.write_text("")
-        return
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-
-def resolve_paths(config: HarnessConfig, base: Path) -> HarnessConfig:
-    """``config`` with its relative paths (table, images, cache) made absolute against ``base``."""
-
-    def absolute(path: str | None) -> str | None:
-        if path is None or path == "":
-            return path
-        p = Path(path).expanduser()
-        return str(p if p.is_absolute() else (Path(base) / p).resolve())
-
-    zc = dataclasses.replace(
-        config.zero_cost, data_root=absolute(config.zero_cost.data_root), cache_dir=absolute(config.zero_cost.cache_dir)
-    )
-    return dataclasses.replace(config, table=absolute(config.table), zero_cost=zc)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from evonas.config import check_choice, check_number
 from evonas.errors import EvonasError
 
 
@@ -59,7 +60,7 @@ def pearson_r(y_true: Any, y_pred: Any) -> float:
     return float(stats.pearsonr(t, p).statistic)
 
 
-def precision_at_top(y_true: Any, y_pred: Any, fraction: float = 0.1, greater_is_better: bool = True) -> float:
+def precision_at_top(y_true: Any, y_pred: Any, fraction: float = 0.1, direction: str = "max") -> float:
     """Share of the truly best ``k`` architectures among the ``k`` predicted best.
 
     ``k = ceil(fraction * n)``. Ties are broken by position (stable sort), so the value is
@@ -69,13 +70,14 @@ def precision_at_top(y_true: Any, y_pred: Any, fraction: float = 0.1, greater_is
         y_true: Targets. Shapes: ``(n,)``.
         y_pred: Predictions. Shapes: ``(n,)``.
         fraction: Size of the top set as a share of ``n``, in ``(0, 1]``.
-        greater_is_better: Higher targets are better (accuracies); False for losses.
+        direction: ``"max"``: higher targets are better (accuracies); ``"min"``: lower
+            ones (losses).
     """
     t, p = _pair(y_true, y_pred)
-    if not 0 < fraction <= 1:
-        raise EvonasError(f"fraction must be in (0, 1]; got {fraction!r}")
+    check_number(fraction, "fraction", 0.0, 1.0, low_open=True)
+    check_choice(direction, "direction", ("max", "min"))
     k = max(1, math.ceil(fraction * t.size))
-    sign = -1.0 if greater_is_better else 1.0
+    sign = -1.0 if direction == "max" else 1.0
     top_true = set(np.argsort(sign * t, kind="stable")[:k].tolist())
     top_pred = set(np.argsort(sign * p, kind="stable")[:k].tolist())
     return len(top_true & top_pred) / k

@@ -7,6 +7,8 @@ and dense-batch helpers; no message passing is written by hand here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch_geometric.nn import GCNConv, GINConv, global_mean_pool
@@ -85,7 +87,7 @@ class GNNRegressorNet(nn.Module):
         self.encoder = GraphEncoder(in_dim, hidden, hidden, layers, conv)
         self.head = mlp(hidden, hidden, 1, 1, dropout)
 
-    def forward(self, data) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def forward(self, data: Any) -> torch.Tensor:
         z = self.encoder(data.x, data.edge_index)
         return self.head(global_mean_pool(z, data.batch)).squeeze(-1)
 
@@ -122,7 +124,7 @@ class GraphAutoEncoderNet(nn.Module):
         self.type_decoder = nn.Linear(latent, num_types)
         self.head = mlp(latent, hidden, 1, 1)
 
-    def encode(self, data) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def encode(self, data: Any) -> torch.Tensor:
         return self.encoder(data.x, data.edge_index)
 
     def embed(self, z: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
@@ -131,7 +133,7 @@ class GraphAutoEncoderNet(nn.Module):
     def regress(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.head(embedding).squeeze(-1)
 
-    def reconstruction_loss(self, z: torch.Tensor, data) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def reconstruction_loss(self, z: torch.Tensor, data: Any) -> torch.Tensor:
         """Cross-entropy of the node types plus binary cross-entropy of the adjacency.
 
         The adjacency term averages over the ordered pairs of distinct nodes of each graph.

@@ -6,20 +6,25 @@ torch and PyTorch Geometric are imported when a model is fitted or used, so impo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from evonas.spaces import Arch, SearchSpace
-from predictors._base import ArchPredictor, check_choice, check_float, check_int, check_seed, check_space
+from evonas.spaces import Arch, GraphSpace, SearchSpace
+from predictors._base import ArchPredictor, SpaceLike, check_choice, check_int, check_number, check_seed
 from predictors._features import FeatureMixin
 from predictors._zc_scorer import ZeroCostScorer
 
-_CONVS = ("gin", "gcn")
-_PRETRAINED: dict[tuple, Any] = {}
-_PRETRAINED_MAX = 16
+if TYPE_CHECKING:
+    import torch
 
+    from predictors._nets import GraphAutoEncoderNet, MLPRegressorNet
+
+_CONVS = ("gin", "gcn")
+_PRETRAINED: dict[tuple[Any, ...], Any] = {}
+_PRETRAINED_MAX = 16
 
 
 class _TorchTrainingParams:
@@ -34,16 +39,16 @@ class _TorchTrainingParams:
     random_state: int
 
     def _check_training_params(self) -> None:
-        check_int(self, "epochs", self.epochs, 1)
-        check_float(self, "lr", self.lr, 0.0, low_open=True)
-        check_float(self, "weight_decay", self.weight_decay, 0.0)
-        check_int(self, "batch_size", self.batch_size, 1)
-        check_float(self, "val_fraction", self.val_fraction, 0.0, 0.5)
-        check_int(self, "patience", self.patience, 1)
-        check_seed(self, self.random_state)
+        check_int(self.epochs, "epochs", 1, owner=self)
+        check_number(self.lr, "lr", 0.0, low_open=True, owner=self)
+        check_number(self.weight_decay, "weight_decay", 0.0, owner=self)
+        check_int(self.batch_size, "batch_size", 1, owner=self)
+        check_number(self.val_fraction, "val_fraction", 0.0, 0.5, owner=self)
+        check_int(self.patience, "patience", 1, owner=self)
+        check_seed(self.random_state, owner=self)
 
 
-def _graphs(archs: Sequence[Arch], space: SearchSpace) -> list:
+def _graphs(archs: Sequence[Arch], space: SearchSpace) -> list[Any]:
     """PyG graphs of ``archs`` for the graph models.
 
     Edges of ``none`` nodes are dropped (no data flows through a zero op) and the rest
@@ -57,10 +62,23 @@ def _graphs(archs: Sequence[Arch], space: SearchSpace) -> list:
     return [undirected(g) for g in to_pyg(archs, space, drop_absent=True)]
 
 
-def _collate(graphs: list, positions: Any):  # type: ignore[no-untyped-def]
+def _collate(graphs: list[Any], positions: Any) -> Any:
+    """A PyG ``Batch`` of the graphs at ``positions``."""
     from torch_geometric.data import Batch
 
     return Batch.from_data_list([graphs[int(i)] for i in positions])
+
+
+def _mlp_batch_mse(net: MLPRegressorNet, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.mean((net(x[idx]) - y[idx]) ** 2)
+
+
+def _mlp_mse(net: MLPRegressorNet, x: torch.Tensor, y: torch.Tensor) -> float:
+    import torch
+
+    return float(torch.mean((net(x) - y) ** 2))
 
 
 class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
@@ -91,7 +109,7 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
         zero_cost: Zero-cost proxies appended as features.
         scorer: Computes the zero-cost features (``None``: default scorer).
         random_state: Seed of initialisation, batch order and the held-out split.
-        space: Search space of the architectures.
+        space: Search space of the architectures: a registered name or a space value.
     """
 
     has_uncertainty = True
@@ -114,7 +132,7 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
         zero_cost: Sequence[str] = (),
         scorer: ZeroCostScorer | None = None,
         random_state: int = 0,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.encoding = encoding
         self.n_models = n_models
@@ -134,13 +152,13 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
         self.random_state = random_state
         self.space = space
 
-    def _check_params(self) -> None:
+    def _check_params(self, space: SearchSpace) -> None:
         self._check_training_params()
-        check_int(self, "n_models", self.n_models, 1)
-        check_int(self, "hidden", self.hidden, 1)
-        check_int(self, "layers", self.layers, 0)
-        check_float(self, "dropout", self.dropout, 0.0, 0.95)
-        self._check_feature_params()
+        check_int(self.n_models, "n_models", 1, owner=self)
+        check_int(self.hidden, "hidden", 1, owner=self)
+        check_int(self.layers, "layers", 0, owner=self)
+        check_number(self.dropout, "dropout", 0.0, 0.95, owner=self)
+        self._check_feature_params(space)
 
     def fit(self, archs: Sequence[Any], y: Any) -> MLPEnsemblePredictor:
         """Train the ensemble on labelled architectures and return ``self``."""
@@ -149,35 +167,26 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
         from predictors._nets import MLPRegressorNet
         from predictors._training import holdout_split, seeded_torch, train_early_stopping
 
-        self._check_params()
-        archs, y = self._validate_fit(archs, y)
-        space = check_space(self.space)
-        ys = self._set_target_scale(y)
+        checked, targets = self._validate_fit(archs, y)
+        space = self.space_
+        ys = self._set_target_scale(targets)
         rng = np.random.default_rng(self.random_state)
-        train_pos, val_pos = holdout_split(len(archs), self.val_fraction, rng)
-        x_np, y_np = self._fit_rows([archs[i] for i in train_pos], ys[train_pos], space, rng)
+        train_pos, val_pos = holdout_split(len(checked), self.val_fraction, rng)
+        x_np, y_np = self._fit_rows([checked[i] for i in train_pos], ys[train_pos], space, rng)
         x_train = torch.as_tensor(x_np, dtype=torch.float32)
         y_train = torch.as_tensor(y_np, dtype=torch.float32)
-        val_loss = None
-        if len(val_pos):
-            x_val = torch.as_tensor(self._rows([archs[i] for i in val_pos], space), dtype=torch.float32)
-            y_val = torch.as_tensor(ys[val_pos], dtype=torch.float32)
+        x_val = torch.as_tensor(self._rows([checked[i] for i in val_pos], space), dtype=torch.float32)
+        y_val = torch.as_tensor(ys[val_pos], dtype=torch.float32)
         seeds = rng.integers(0, 2**31 - 1, size=self.n_models)
-        self.models_ = []
+        self.models_: list[MLPRegressorNet] = []
         self.n_epochs_: list[int] = []
         for seed in seeds:
             with seeded_torch(int(seed)) as gen:
                 net = MLPRegressorNet(x_train.shape[1], self.hidden, self.layers, self.dropout)
-                if len(val_pos):
-                    def val_loss(net=net) -> float:  # type: ignore[no-untyped-def]
-                        return float(torch.mean((net(x_val) - y_val) ** 2))
-
-                def batch_loss(idx: torch.Tensor, net=net) -> torch.Tensor:  # type: ignore[no-untyped-def]
-                    return torch.mean((net(x_train[idx]) - y_train[idx]) ** 2)
-
                 epochs_run = train_early_stopping(
-                    net, batch_loss, x_train.shape[0], epochs=self.epochs, batch_size=self.batch_size,
-                    lr=self.lr, weight_decay=self.weight_decay, generator=gen, val_loss=val_loss,
+                    net, functools.partial(_mlp_batch_mse, net, x_train, y_train), x_train.shape[0],
+                    epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                    generator=gen, val_loss=functools.partial(_mlp_mse, net, x_val, y_val) if len(val_pos) else None,
                     patience=self.patience,
                 )
             self.models_.append(net)
@@ -187,7 +196,7 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
-        x = torch.as_tensor(self._rows(archs, check_space(self.space)), dtype=torch.float32)
+        x = torch.as_tensor(self._rows(archs, self.space_), dtype=torch.float32)
         with torch.no_grad():
             preds = np.stack([net(x).numpy().astype(np.float64) for net in self.models_])
         return self._unscale(preds.mean(axis=0), preds.std(axis=0) if return_std else None)
@@ -214,7 +223,7 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
             architectures: no early stopping).
         patience: Epochs without held-out improvement before stopping.
         random_state: Seed of initialisation, batch order and the held-out split.
-        space: Search space of the architectures.
+        space: Search space of the architectures: a registered name or a space value.
     """
 
     def __init__(
@@ -230,7 +239,7 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
         val_fraction: float = 0.1,
         patience: int = 30,
         random_state: int = 0,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.conv = conv
         self.hidden = hidden
@@ -245,12 +254,16 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
         self.random_state = random_state
         self.space = space
 
-    def _check_params(self) -> None:
+    def required_capabilities(self) -> frozenset[str]:
+        """The op-node graph of every architecture (``graph``)."""
+        return frozenset({"graph"})
+
+    def _check_params(self, space: SearchSpace) -> None:
         self._check_training_params()
-        check_choice(self, "conv", self.conv, _CONVS)
-        check_int(self, "hidden", self.hidden, 1)
-        check_int(self, "layers", self.layers, 1)
-        check_float(self, "dropout", self.dropout, 0.0, 0.95)
+        check_choice(self.conv, "conv", _CONVS, owner=self)
+        check_int(self.hidden, "hidden", 1, owner=self)
+        check_int(self.layers, "layers", 1, owner=self)
+        check_number(self.dropout, "dropout", 0.0, 0.95, owner=self)
 
     def fit(self, archs: Sequence[Any], y: Any) -> GNNPredictor:
         """Train the network on labelled architectures and return ``self``."""
@@ -259,18 +272,14 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
         from predictors._nets import GNNRegressorNet
         from predictors._training import holdout_split, seeded_torch, train_early_stopping
 
-        self._check_params()
-        archs, y = self._validate_fit(archs, y)
-        space = check_space(self.space)
-        ys = torch.as_tensor(self._set_target_scale(y), dtype=torch.float32)
-        graphs = _graphs(archs, space)
+        checked, targets = self._validate_fit(archs, y)
+        ys = torch.as_tensor(self._set_target_scale(targets), dtype=torch.float32)
+        graphs = _graphs(checked, self.space_)
         rng = np.random.default_rng(self.random_state)
-        train_pos, val_pos = holdout_split(len(archs), self.val_fraction, rng)
+        train_pos, val_pos = holdout_split(len(checked), self.val_fraction, rng)
         train_pos_t = torch.as_tensor(train_pos)
-        val_loss = None
-        if len(val_pos):
-            val_batch = _collate(graphs, val_pos)
-            y_val = ys[torch.as_tensor(val_pos)]
+        val_batch = _collate(graphs, val_pos) if len(val_pos) else None
+        y_val = ys[torch.as_tensor(val_pos)]
         with seeded_torch(int(rng.integers(0, 2**31 - 1))) as gen:
             net = GNNRegressorNet(graphs[0].num_node_features, self.hidden, self.layers, self.conv, self.dropout)
 
@@ -278,10 +287,10 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
                 pos = train_pos_t[idx]
                 return torch.mean((net(_collate(graphs, pos)) - ys[pos]) ** 2)
 
-            if len(val_pos):
-                def val_loss() -> float:
-                    return float(torch.mean((net(val_batch) - y_val) ** 2))
+            def held_out_loss() -> float:
+                return float(torch.mean((net(val_batch) - y_val) ** 2))
 
+            val_loss = held_out_loss if val_batch is not None else None
             self.n_epochs_ = train_early_stopping(
                 net, batch_loss, len(train_pos), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                 weight_decay=self.weight_decay, generator=gen, val_loss=val_loss, patience=self.patience,
@@ -292,7 +301,7 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, None]:
         import torch
 
-        graphs = _graphs(archs, check_space(self.space))
+        graphs = _graphs(archs, self.space_)
         with torch.no_grad():
             z = self.model_(_collate(graphs, range(len(graphs)))).numpy().astype(np.float64)
         return self._unscale(z)[0], None
@@ -333,7 +342,7 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
             of fewer than 5 architectures: no early stopping).
         patience: Epochs without held-out improvement before stopping.
         random_state: Seed of sampling, initialisation, batch order and split.
-        space: Search space of the architectures.
+        space: Search space of the architectures: a registered name or a space value.
     """
 
     def __init__(
@@ -354,7 +363,7 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         val_fraction: float = 0.1,
         patience: int = 30,
         random_state: int = 0,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.conv = conv
         self.hidden = hidden
@@ -374,17 +383,21 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         self.random_state = random_state
         self.space = space
 
-    def _check_params(self) -> None:
+    def required_capabilities(self) -> frozenset[str]:
+        """The op-node graph of every architecture (``graph``)."""
+        return frozenset({"graph"})
+
+    def _check_params(self, space: SearchSpace) -> None:
         self._check_training_params()
-        check_choice(self, "conv", self.conv, _CONVS)
-        check_int(self, "hidden", self.hidden, 1)
-        check_int(self, "latent", self.latent, 1)
-        check_int(self, "layers", self.layers, 1)
-        check_choice(self, "pretrain", self.pretrain, (True, False))
-        check_int(self, "pretrain_archs", self.pretrain_archs, 1)
-        check_int(self, "pretrain_epochs", self.pretrain_epochs, 1)
-        check_float(self, "recon_weight", self.recon_weight, 0.0)
-        check_choice(self, "semi_supervised", self.semi_supervised, (True, False))
+        check_choice(self.conv, "conv", _CONVS, owner=self)
+        check_int(self.hidden, "hidden", 1, owner=self)
+        check_int(self.latent, "latent", 1, owner=self)
+        check_int(self.layers, "layers", 1, owner=self)
+        check_choice(self.pretrain, "pretrain", (True, False), owner=self)
+        check_int(self.pretrain_archs, "pretrain_archs", 1, owner=self)
+        check_int(self.pretrain_epochs, "pretrain_epochs", 1, owner=self)
+        check_number(self.recon_weight, "recon_weight", 0.0, owner=self)
+        check_choice(self.semi_supervised, "semi_supervised", (True, False), owner=self)
 
     def fit(self, archs: Sequence[Any], y: Any) -> GAEPredictor:
         """Pre-train (optionally), then train jointly on labelled architectures; return ``self``."""
@@ -393,23 +406,23 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         from predictors._nets import GraphAutoEncoderNet
         from predictors._training import holdout_split, seeded_torch, train_early_stopping
 
-        self._check_params()
-        archs, y = self._validate_fit(archs, y)
-        space = check_space(self.space)
-        ys = torch.as_tensor(self._set_target_scale(y), dtype=torch.float32)
-        graphs = _graphs(archs, space)
+        checked, targets = self._validate_fit(archs, y)
+        space = self.space_
+        graph_space = cast(GraphSpace, space)  # fit checked the 'graph' capability
+        ys = torch.as_tensor(self._set_target_scale(targets), dtype=torch.float32)
+        graphs = _graphs(checked, space)
         rng = np.random.default_rng(self.random_state)
         unlabelled = [space.sample(rng) for _ in range(self.pretrain_archs)] if self.pretrain else []
         # Drawn before anything that depends on the labelled data: the pre-training (and its
         # cache entry) is then a function of the hyper-parameters and random_state alone.
         seed = int(rng.integers(0, 2**31 - 1))
-        train_pos, val_pos = holdout_split(len(archs), self.val_fraction, rng)
+        train_pos, val_pos = holdout_split(len(checked), self.val_fraction, rng)
         train_pos_t = torch.as_tensor(train_pos)
-        num_types = len(space.graph(archs[0]).type_names)
+        first = graph_space.graph(checked[0])
         with seeded_torch(seed) as gen:
             net = GraphAutoEncoderNet(
-                graphs[0].num_node_features, self.hidden, self.latent, self.layers, self.conv, num_types,
-                max_nodes=space.graph(archs[0]).num_nodes,
+                graphs[0].num_node_features, self.hidden, self.latent, self.layers, self.conv, len(first.type_names),
+                max_nodes=first.num_nodes,
             )
             pool = _graphs(unlabelled, space) if self.pretrain else []
             if self.pretrain:
@@ -430,15 +443,14 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
                     recon = (recon + net.reconstruction_loss(net.encode(extra), extra)) / 2
                 return self.recon_weight * recon + mse
 
-            val_loss = None
-            if len(val_pos):
-                val_batch = _collate(graphs, val_pos)
-                y_val = ys[torch.as_tensor(val_pos)]
+            val_batch: Any = _collate(graphs, val_pos) if len(val_pos) else None
+            y_val = ys[torch.as_tensor(val_pos)]
 
-                def val_loss() -> float:
-                    z = net.encode(val_batch)
-                    return float(torch.mean((net.regress(net.embed(z, val_batch.batch)) - y_val) ** 2))
+            def held_out_loss() -> float:
+                z = net.encode(val_batch)
+                return float(torch.mean((net.regress(net.embed(z, val_batch.batch)) - y_val) ** 2))
 
+            val_loss = held_out_loss if val_batch is not None else None
             self.n_epochs_ = train_early_stopping(
                 net, joint_loss, len(train_pos), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                 weight_decay=self.weight_decay, generator=joint_gen, val_loss=val_loss, patience=self.patience,
@@ -446,7 +458,7 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         self.model_ = net
         return self
 
-    def _pretrain(self, net, pool: list, gen, space: SearchSpace) -> None:  # type: ignore[no-untyped-def]
+    def _pretrain(self, net: GraphAutoEncoderNet, pool: list[Any], gen: torch.Generator, space: SearchSpace) -> None:
         """Unsupervised pre-training on the graphs ``pool`` (reconstruction only), cached per process.
 
         Pre-training depends only on the settings below and the seed, not on the labelled
@@ -456,14 +468,14 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
 
         from predictors._training import train_early_stopping
 
-        key = (space.name, self.conv, self.hidden, self.latent, self.layers, self.pretrain_archs,
+        key = (space, self.conv, self.hidden, self.latent, self.layers, self.pretrain_archs,
                self.pretrain_epochs, self.lr, self.weight_decay, self.batch_size, self.random_state)
         state = _PRETRAINED.get(key)
         if state is not None:
             net.load_state_dict(state)
             return
 
-        def recon_loss(idx):  # type: ignore[no-untyped-def]
+        def recon_loss(idx: torch.Tensor) -> torch.Tensor:
             batch = _collate(pool, idx)
             return net.reconstruction_loss(net.encode(batch), batch)
 
@@ -486,14 +498,14 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         checked = self._validate_predict(archs)
         if not checked:
             return np.zeros((0, self.latent))
-        batch = _collate(_graphs(checked, check_space(self.space)), range(len(checked)))
+        batch = _collate(_graphs(checked, self.space_), range(len(checked)))
         with torch.no_grad():
             return self.model_.embed(self.model_.encode(batch), batch.batch).numpy().astype(np.float64)
 
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, None]:
         import torch
 
-        batch = _collate(_graphs(archs, check_space(self.space)), range(len(archs)))
+        batch = _collate(_graphs(archs, self.space_), range(len(archs)))
         with torch.no_grad():
             z = self.model_.encode(batch)
             out = self.model_.regress(self.model_.embed(z, batch.batch)).numpy().astype(np.float64)

@@ -25,11 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-_WEIGHTED = (nn.Conv2d, nn.Linear)
 
-
-def _weighted_layers(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
+def _weighted_layers(model: nn.Module) -> list[nn.Conv2d | nn.Linear]:
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
 DATA_PROXIES = ("naswot", "jacob_cov", "snip", "grad_norm")
@@ -43,8 +41,8 @@ def minibatch_scores(
 
     One forward pass records NASWOT's activation codes; the cross-entropy gradient gives
     SNIP and grad-norm, and the gradient of the summed outputs with respect to the
-    inputs gives the Jacobian covariance. Sharing the forward pass (batch norms use the
-    same batch statistics either way) halves the cost of computing them one by one.
+    inputs gives the Jacobian covariance. The proxies share the forward pass (batch norms
+    use the same batch statistics either way) instead of running one each.
 
     Args:
         model: The untrained classifier, run in its current mode (train mode: batch norms
@@ -88,7 +86,7 @@ def minibatch_scores(
     if "naswot" in want:
         sign, logdet = torch.linalg.slogdet(kernel)
         scores["naswot"] = float(logdet) if float(sign) > 0 else -math.inf
-    if want & {"snip", "grad_norm"}:
+    if want & {"snip", "grad_norm"} and targets is not None:
         layers = [m for m in _weighted_layers(model) if m.weight.requires_grad]
         loss = nn.functional.cross_entropy(out, targets)
         grads = torch.autograd.grad(

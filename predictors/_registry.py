@@ -70,7 +70,7 @@ def make_predictor(name: str, **params: Any) -> ArchPredictor:
     """
     from predictors._base import ParamError
 
-    est = PREDICTORS.get(name)()
+    est: ArchPredictor = PREDICTORS.get(name)()
     valid = est.get_params(deep=False)
     unknown = [k for k in params if k not in valid]
     if unknown:
@@ -78,4 +78,5 @@ def make_predictor(name: str, **params: Any) -> ArchPredictor:
             f"unknown hyper-parameter(s) {', '.join(map(repr, unknown))} for predictor {name!r}; "
             f"valid: {', '.join(sorted(valid))}"
         )
-    return est.set_params(**params)
+    est.set_params(**params)
+    return est

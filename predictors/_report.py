@@ -1,10 +1,22 @@
-"""The harness's Markdown tables and its plot of Kendall tau against training size."""
+"""The harness's outputs, rebuilt from a run's log: per-trial rows, their summary, the CSV
+files, the Markdown tables and the plot of Kendall tau against training size."""
 
 from __future__ import annotations
 
+import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evonas.errors import RunDirError
+from evonas.runs import RunDir
+from predictors._trials import METRICS, trial_key
+
+if TYPE_CHECKING:
+    from predictors._harness import HarnessConfig
 
 _TABLES = (
     ("kendall_tau", "Kendall τ", 3),
@@ -30,15 +42,23 @@ def _order(summary: list[dict[str, Any]], sizes: list[int]) -> list[str]:
 
 
 def markdown_report(config: Any, summary: list[dict[str, Any]], zc_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
-    """The Markdown report: one table per metric, zero-cost proxies at the bottom of each."""
+    """The Markdown report: one table per metric, zero-cost proxies at the bottom of each.
+
+    Args:
+        config: The run's :class:`~predictors.HarnessConfig`.
+        summary: Mean and std per predictor and training size.
+        zc_rows: Each proxy's correlations over every scored architecture.
+        rows: One dict per finished trial (failures are listed).
+    """
     sizes = sorted({r["train_size"] for r in summary if r["train_size"] > 0})
     trained = _order([r for r in summary if r["train_size"] > 0], sizes) if sizes else []
     zero_cost = sorted(r["predictor"] for r in summary if r["train_size"] == 0)
     by_key = {(r["predictor"], r["train_size"]): r for r in summary}
     pool = "all others" if config.train_pool is None else str(config.train_pool)
     k = max(1, math.ceil(config.top_fraction * config.test_size))
+    better = "higher" if config.direction == "max" else "lower"
     lines = [
-        f"# Performance predictors on NAS-Bench-201: `{config.metric}`",
+        f"# Performance predictors on `{config.space.name}`: `{config.metric}` ({better} is better)",
         "",
         f"Protocol (White et al., NeurIPS 2021): fixed test set of {config.test_size} random architectures, "
         f"training sets drawn from a pool of {pool} others, {config.trials} trials per size (seed {config.seed}); "
@@ -121,3 +141,107 @@ def plot_kendall(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+@dataclass
+class HarnessOutputs:
+    """The tables of a run and the files they were written to.
+
+    Attributes:
+        rows: One dict per finished trial: predictor, train_size (0 for zero-cost
+            proxies), trial, the :data:`METRICS`, failed, error.
+        summary: One dict per (predictor, train_size): mean and std of every metric.
+        zero_cost: One dict per zero-cost proxy: correlations over every scored architecture.
+        markdown: The Markdown report (``results.md``).
+        files: Paths of the files written, by kind (``csv``, ``summary``, ``markdown``, ``plot``).
+    """
+
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    zero_cost: list[dict[str, Any]]
+    markdown: str
+    files: dict[str, Path]
+
+
+def zero_cost_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the last ``zero_cost`` record of a log (empty: none)."""
+    last: list[dict[str, Any]] = []
+    for r in records:
+        if r.get("type") == "zero_cost":
+            last = list(r["rows"])
+    return last
+
+
+def _rows_from_log(records: list[dict[str, Any]], config: HarnessConfig) -> list[dict[str, Any]]:
+    """The finished trials of a log, in the order of the config's predictors, sizes and trials."""
+    names = list(config.predictor_names)
+    by_key: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for r in records:
+        if r.get("type") != "trial":
+            continue
+        row: dict[str, Any] = {"predictor": r["predictor"], "train_size": int(r["train_size"]), "trial": int(r["trial"])}
+        row.update({m: float(r[m]) for m in METRICS})
+        row["failed"] = bool(r["failed"])
+        row["error"] = str(r["error"])
+        by_key[trial_key(row["predictor"], row["train_size"], row["trial"])] = row
+
+    def order(key: tuple[str, int, int]) -> tuple[int, str, int, int]:
+        name, size, trial = key
+        return (names.index(name) if name in names else len(names), name, size, trial)
+
+    return [by_key[k] for k in sorted(by_key, key=order)]
+
+
+def _summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["predictor"], row["train_size"]), []).append(row)
+    out = []
+    for (name, size), members in groups.items():
+        ok = [r for r in members if not r["failed"]]
+        entry: dict[str, Any] = {"predictor": name, "train_size": size, "trials": len(ok), "failed": len(members) - len(ok)}
+        for m in METRICS:
+            values = np.array([r[m] for r in ok], dtype=np.float64)
+            values = values[np.isfinite(values)]
+            entry[f"{m}_mean"] = float(values.mean()) if values.size else math.nan
+            entry[f"{m}_std"] = float(values.std()) if values.size else math.nan
+        out.append(entry)
+    return out
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_outputs(run: RunDir, config: HarnessConfig) -> HarnessOutputs:
+    """(Re-)write ``results.csv``, ``summary.csv``, ``results.md``, ``report.md`` and
+    ``kendall_tau.png`` of a run from its log.
+
+    Raises:
+        RunDirError: The log has no finished trial yet.
+    """
+    records = run.read_log()
+    rows = _rows_from_log(records, config)
+    if not rows:
+        raise RunDirError(f"run directory {str(run.path)!r} has no finished predictor trial yet")
+    summary = _summarise(rows)
+    zero_cost = zero_cost_records(records)
+    files = {
+        "csv": run.path / "results.csv",
+        "summary": run.path / "summary.csv",
+        "markdown": run.path / "results.md",
+        "plot": run.path / "kendall_tau.png",
+    }
+    _write_csv(files["csv"], rows)
+    _write_csv(files["summary"], summary)
+    markdown = markdown_report(config, summary, zero_cost, rows)
+    run.write_text("results.md", markdown)
+    run.write_text("report.md", markdown)
+    plot_kendall(summary, files["plot"], title=f"{config.metric}: Kendall tau vs training size")
+    return HarnessOutputs(rows=rows, summary=summary, zero_cost=zero_cost, markdown=markdown, files=files)

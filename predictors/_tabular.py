@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from evonas.spaces import Arch
-from predictors._base import ArchPredictor, check_choice, check_float, check_int, check_seed, check_space
+from evonas.spaces import Arch, SearchSpace
+from predictors._base import ArchPredictor, SpaceLike, check_choice, check_int, check_number, check_seed
 from predictors._features import FeatureMixin
 from predictors._zc_scorer import ZeroCostScorer
 
@@ -26,33 +26,37 @@ class _SklearnPredictor(FeatureMixin, ArchPredictor):
 
     random_state: int
 
-    def _check_params(self) -> None:
-        check_seed(self, self.random_state)
-        self._check_feature_params()
+    def _check_params(self, space: SearchSpace) -> None:
+        check_seed(self.random_state, owner=self)
+        self._check_model_params()
+        self._check_feature_params(space)
+
+    @abc.abstractmethod
+    def _check_model_params(self) -> None:
+        """Raise for an invalid hyper-parameter of the scikit-learn model."""
 
     @abc.abstractmethod
     def _make_model(self) -> Any:
-        """A fresh, unfitted scikit-learn regressor with this predictor's hyper-parameters."""
+        """A fresh, unfitted scikit-learn regressor with this predictor's (checked) hyper-parameters."""
 
     def fit(self, archs: Sequence[Any], y: Any) -> _SklearnPredictor:
         """Fit the scikit-learn model to the encoded architectures; return ``self``."""
-        self._check_params()
-        archs, y = self._validate_fit(archs, y)
-        space = check_space(self.space)
-        ys = self._set_target_scale(y)
-        x, y_rows = self._fit_rows(archs, ys, space, np.random.default_rng(self.random_state))
+        checked, targets = self._validate_fit(archs, y)
+        ys = self._set_target_scale(targets)
+        x, y_rows = self._fit_rows(checked, ys, self.space_, np.random.default_rng(self.random_state))
         self.model_ = self._make_model().fit(x, y_rows)
         return self
 
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        x = self._rows(archs, check_space(self.space))
+        x = self._rows(archs, self.space_)
         if return_std:
             mean, std = self._predict_with_std(x)
             return self._unscale(mean, std)
         return self._unscale(self.model_.predict(x))[0], None
 
     def _predict_with_std(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.model_.predict(x, return_std=True)
+        mean, std = self.model_.predict(x, return_std=True)
+        return np.asarray(mean), np.asarray(std)
 
 
 class LinearPredictor(_SklearnPredictor):
@@ -66,7 +70,7 @@ class LinearPredictor(_SklearnPredictor):
         haap: HAAP augmentation (needs ``adjacency_one_hot``).
         haap_samples: Extra representations per architecture (``None``: all).
         random_state: Seed of the HAAP draws (Ridge itself is deterministic).
-        space: Search space of the architectures.
+        space: Search space of the architectures: a registered name or a space value.
     """
 
     def __init__(
@@ -78,7 +82,7 @@ class LinearPredictor(_SklearnPredictor):
         haap: bool = False,
         haap_samples: int | None = None,
         random_state: int = 0,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.alpha = alpha
         self.encoding = encoding
@@ -89,10 +93,13 @@ class LinearPredictor(_SklearnPredictor):
         self.random_state = random_state
         self.space = space
 
+    def _check_model_params(self) -> None:
+        check_number(self.alpha, "alpha", 0.0, owner=self)
+
     def _make_model(self) -> Any:
         from sklearn.linear_model import Ridge
 
-        return Ridge(alpha=check_float(self, "alpha", self.alpha, 0.0))
+        return Ridge(alpha=float(self.alpha))
 
 
 class RandomForestPredictor(_SklearnPredictor):
@@ -108,7 +115,7 @@ class RandomForestPredictor(_SklearnPredictor):
         haap: HAAP augmentation (needs ``adjacency_one_hot``).
         haap_samples: Extra representations per architecture (``None``: all).
         random_state: Seed of bootstrap, feature draws and HAAP draws.
-        space: Search space of the architectures.
+        space: Search space of the architectures: a registered name or a space value.
     """
 
     has_uncertainty = True
@@ -124,7 +131,7 @@ class RandomForestPredictor(_SklearnPredictor):
         haap: bool = False,
         haap_samples: int | None = None,
         random_state: int = 0,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.n_estimators = n_estimators
         self.max_features = max_features
@@ -137,13 +144,18 @@ class RandomForestPredictor(_SklearnPredictor):
         self.random_state = random_state
         self.space = space
 
+    def _check_model_params(self) -> None:
+        check_int(self.n_estimators, "n_estimators", 1, owner=self)
+        check_number(self.max_features, "max_features", 0.0, 1.0, low_open=True, owner=self)
+        check_int(self.min_samples_leaf, "min_samples_leaf", 1, owner=self)
+
     def _make_model(self) -> Any:
         from sklearn.ensemble import RandomForestRegressor
 
         return RandomForestRegressor(
-            n_estimators=check_int(self, "n_estimators", self.n_estimators, 1),
-            max_features=check_float(self, "max_features", self.max_features, 0.0, 1.0, low_open=True),
-            min_samples_leaf=check_int(self, "min_samples_leaf", self.min_samples_leaf, 1),
+            n_estimators=int(self.n_estimators),
+            max_features=float(self.max_features),
+            min_samples_leaf=int(self.min_samples_leaf),
             random_state=self.random_state,
             n_jobs=1,
         )
@@ -167,7 +179,7 @@ class GradientBoostingPredictor(_SklearnPredictor):
         haap: HAAP augmentation (needs ``adjacency_one_hot``).
         haap_samples: Extra representations per architecture (``None``: all).
         random_state: Seed of the row subsampling and HAAP draws.
-        space: Search space of the architectures.
+        space: Search space of the architectures: a registered name or a space value.
     """
 
     def __init__(
@@ -182,7 +194,7 @@ class GradientBoostingPredictor(_SklearnPredictor):
         haap: bool = False,
         haap_samples: int | None = None,
         random_state: int = 0,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -196,14 +208,20 @@ class GradientBoostingPredictor(_SklearnPredictor):
         self.random_state = random_state
         self.space = space
 
+    def _check_model_params(self) -> None:
+        check_int(self.n_estimators, "n_estimators", 1, owner=self)
+        check_number(self.learning_rate, "learning_rate", 0.0, low_open=True, owner=self)
+        check_int(self.max_depth, "max_depth", 1, owner=self)
+        check_number(self.subsample, "subsample", 0.0, 1.0, low_open=True, owner=self)
+
     def _make_model(self) -> Any:
         from sklearn.ensemble import GradientBoostingRegressor
 
         return GradientBoostingRegressor(
-            n_estimators=check_int(self, "n_estimators", self.n_estimators, 1),
-            learning_rate=check_float(self, "learning_rate", self.learning_rate, 0.0, low_open=True),
-            max_depth=check_int(self, "max_depth", self.max_depth, 1),
-            subsample=check_float(self, "subsample", self.subsample, 0.0, 1.0, low_open=True),
+            n_estimators=int(self.n_estimators),
+            learning_rate=float(self.learning_rate),
+            max_depth=int(self.max_depth),
+            subsample=float(self.subsample),
             random_state=self.random_state,
         )
 
@@ -213,20 +231,18 @@ class GaussianProcessPredictor(_SklearnPredictor):
 
     The kernel is ``Constant * k + White`` with ``k`` an RBF or a Matérn-5/2 kernel whose
     hyper-parameters are fitted by marginal likelihood (one L-BFGS run from the initial
-    values: random restarts found the same optimum in our tests); the predictive std is
-    the GP's.
+    values); the predictive std is the GP's.
 
     Args:
         kernel: ``"rbf"`` or ``"matern"``.
         length_scale: Initial length scale of ``k``.
-        encoding: Registered encoding (default ``one_hot``; on NAS-Bench-201 the path
-            encoding fitted worse, tau 0.41 vs 0.61 at 400 architectures).
+        encoding: Registered encoding (default ``one_hot``).
         zero_cost: Zero-cost proxies appended as features.
         scorer: Computes them (``None``: default scorer).
         haap: HAAP augmentation (needs ``adjacency_one_hot``).
         haap_samples: Extra representations per architecture (``None``: all).
         random_state: Seed of the HAAP draws (the GP fit itself is deterministic).
-        space: Search space of the architectures.
+        space: Search space of the architectures: a registered name or a space value.
     """
 
     has_uncertainty = True
@@ -241,7 +257,7 @@ class GaussianProcessPredictor(_SklearnPredictor):
         haap: bool = False,
         haap_samples: int | None = None,
         random_state: int = 0,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.kernel = kernel
         self.length_scale = length_scale
@@ -253,12 +269,15 @@ class GaussianProcessPredictor(_SklearnPredictor):
         self.random_state = random_state
         self.space = space
 
+    def _check_model_params(self) -> None:
+        check_choice(self.kernel, "kernel", ("rbf", "matern"), owner=self)
+        check_number(self.length_scale, "length_scale", 0.0, low_open=True, owner=self)
+
     def _make_model(self) -> Any:
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Matern, WhiteKernel
 
-        check_choice(self, "kernel", self.kernel, ("rbf", "matern"))
-        scale = check_float(self, "length_scale", self.length_scale, 0.0, low_open=True)
+        scale = float(self.length_scale)
         base = RBF(scale, (1e-2, 1e3)) if self.kernel == "rbf" else Matern(scale, (1e-2, 1e3), nu=2.5)
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * base + WhiteKernel(0.1, (1e-6, 1e1))
         return GaussianProcessRegressor(kernel=kernel, n_restarts_optimizer=0, random_state=self.random_state)

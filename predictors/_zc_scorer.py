@@ -1,35 +1,45 @@
-"""Computing and caching zero-cost proxy scores of NAS-Bench-201 architectures.
+"""Computing and caching zero-cost proxy scores of architectures.
 
-:class:`ZeroCostScorer` builds each architecture's NAS-Bench-201 network (seeded
-initialisation), runs the proxies of :mod:`._proxies` on one fixed minibatch of real
-images read through :func:`evonas.data.load_dataset`, and caches the scores per
-architecture in memory (per process) and, when ``cache_dir`` is set, on disk as JSON so
-that other processes (Ray workers, later runs) reuse them.
+:class:`ZeroCostScorer` builds each architecture's network through the configured decoder
+(:func:`evonas.models.build_network`; NAS-Bench-201's network by default) with a seeded
+initialisation, runs the proxies of :mod:`._proxies` on one fixed minibatch of real images
+(from :func:`evonas.data.cached_splits`), and caches the scores per architecture in memory
+(per process) and, when ``cache_dir`` is set, on disk as JSON so that other processes (Ray
+workers, later runs) reuse them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from evonas.errors import DataError, UnknownChoiceError
-from evonas.spaces import Arch
-from predictors._base import ParamError, check_archs, check_int, check_space
+from evonas._json import json_float, jsonable
+from evonas.config import ComponentConfig, to_dict
+from evonas.errors import CapabilityError, DataError, UnknownChoiceError
+from evonas.spaces import Arch, SearchSpace
+from predictors._base import ParamError, SpaceLike, check_archs, check_int, resolve_space
+
+if TYPE_CHECKING:
+    import torch
 
 PROXIES: tuple[str, ...] = ("naswot", "jacob_cov", "synflow", "snip", "grad_norm", "params", "flops")
 """The zero-cost proxies, by name."""
 
-_MEMORY: dict[str, dict[Arch, dict[str, float]]] = {}
-_BATCHES: dict[str, Any] = {}
+DEFAULT_NETWORK = ComponentConfig("nb201", {"channels": 16, "cells_per_stage": 5})
+"""The network zero-cost proxies score by default: NAS-Bench-201's ``C=16, N=5`` network."""
+
+Minibatch = tuple["torch.Tensor", "torch.Tensor", int]
+"""``(images, labels, num_classes)`` of the fixed minibatch."""
+
+_MEMORY: dict[tuple[SearchSpace, str], dict[Arch, dict[str, float]]] = {}
 _FLUSH_EVERY = 25
 
 
@@ -43,22 +53,27 @@ def check_proxies(proxies: Sequence[str]) -> tuple[str, ...]:
     return tuple(proxies)
 
 
+def _space_settings(space: SearchSpace) -> dict[str, Any]:
+    """The space as JSON-ready settings: its name and parameters."""
+    params = to_dict(getattr(space, "config", None))
+    return {"name": space.name, "params": json.loads(json.dumps(jsonable(params), default=repr))}
+
+
 class ZeroCostScorer(BaseEstimator):
     """Zero-cost proxy scores of architectures on one real minibatch, cached per architecture.
 
     Args:
-        data_root: The image data for :func:`evonas.data.load_dataset` (for ``imagefolder``
-            a tree or a ``.tar.gz`` such as ``cifar10-jpg-small.tar.gz``).
+        data_root: The image data of ``dataset`` (for ``imagefolder`` a tree or a
+            ``.tar.gz`` such as ``cifar10-jpg-small.tar.gz``).
         dataset: Registered dataset name (default ``"imagefolder"``).
-        batch_size: Images in the minibatch (Mellor et al. use 128; 64 is faster and
-            ranks about as well).
+        batch_size: Images in the minibatch (Mellor et al. use 128).
         data_seed: Chooses the minibatch among the training images.
         init_seed: Seeds the networks' weight initialisation (the same for every
             architecture, so scores are reproducible).
-        channels: ``C`` of the NAS-Bench-201 network (16 in the benchmark).
-        cells: ``N``, cells per stage (5 in the benchmark).
+        network: The registered decoder building the networks and its parameters
+            (default :data:`DEFAULT_NETWORK`); it must serve ``space``.
         cache_dir: Folder of the on-disk cache (``None``: memory only).
-        space: Search space of the architectures (only ``nb201`` has a network builder).
+        space: Search space of the architectures: a registered name or a space value.
 
     The cache key covers every argument but ``cache_dir``, so scorers with other
     settings never share entries.
@@ -71,44 +86,100 @@ class ZeroCostScorer(BaseEstimator):
         batch_size: int = 64,
         data_seed: int = 0,
         init_seed: int = 0,
-        channels: int = 16,
-        cells: int = 5,
+        network: ComponentConfig = DEFAULT_NETWORK,
         cache_dir: str | None = None,
-        space: str = "nb201",
+        space: SpaceLike = "nb201",
     ) -> None:
         self.data_root = data_root
         self.dataset = dataset
         self.batch_size = batch_size
         self.data_seed = data_seed
         self.init_seed = init_seed
-        self.channels = channels
-        self.cells = cells
+        self.network = network
         self.cache_dir = cache_dir
         self.space = space
 
     # ------------------------------------------------------------------------- settings
+    def search_space(self) -> SearchSpace:
+        """The search space of the ``space`` hyper-parameter."""
+        return resolve_space(self.space, owner=self)
+
+    def network_config(self) -> ComponentConfig:
+        """``network`` with every default parameter of its decoder filled in.
+
+        Raises:
+            ParamError: ``network`` is not a ComponentConfig.
+            UnknownChoiceError: The decoder is not registered.
+            ConfigError: A decoder parameter is unknown or invalid.
+        """
+        if not isinstance(self.network, ComponentConfig):
+            raise ParamError(
+                f"invalid value {self.network!r} for 'network' of ZeroCostScorer; expected a ComponentConfig "
+                "naming a registered decoder"
+            )
+        typed = self.network.typed("decoder")
+        return ComponentConfig(self.network.name, {} if typed is None else to_dict(typed))
+
     def _settings(self) -> dict[str, Any]:
-        check_int(self, "batch_size", self.batch_size, 2)
-        check_int(self, "data_seed", self.data_seed, 0)
-        check_int(self, "init_seed", self.init_seed, 0)
-        check_int(self, "channels", self.channels, 1)
-        check_int(self, "cells", self.cells, 1)
-        check_space(self.space)
-        if self.space != "nb201":
-            raise ParamError(f"ZeroCostScorer builds NAS-Bench-201 networks only; got space={self.space!r}")
+        space = self.search_space()
+        check_int(self.batch_size, "batch_size", 2, owner=self)
+        check_int(self.data_seed, "data_seed", 0, owner=self)
+        check_int(self.init_seed, "init_seed", 0, owner=self)
+        if not isinstance(self.dataset, str):
+            raise ParamError(f"invalid value {self.dataset!r} for 'dataset' of ZeroCostScorer; expected a dataset name")
         if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
-            raise ParamError(f"the 'data_root' parameter of ZeroCostScorer must be a path; got {self.data_root!r}")
+            raise ParamError(f"invalid value {self.data_root!r} for 'data_root' of ZeroCostScorer; expected a path")
+        network = self.network_config()
+        self._check_decoder(network, space)
         root = None if self.data_root is None else str(Path(self.data_root).expanduser().resolve())
         return {
-            "space": self.space,
+            "space": _space_settings(space),
             "dataset": self.dataset,
             "data_root": root,
             "batch_size": int(self.batch_size),
             "data_seed": int(self.data_seed),
             "init_seed": int(self.init_seed),
-            "channels": int(self.channels),
-            "cells": int(self.cells),
+            "network": {"name": network.name, "params": network.params},
         }
+
+    @staticmethod
+    def _check_decoder(network: ComponentConfig, space: SearchSpace) -> None:
+        from evonas.models import check_decoder
+
+        try:
+            check_decoder(network, space)
+        except CapabilityError as exc:
+            raise CapabilityError(f"zero-cost scores need a network decoder for space {space.name!r}: {exc}") from None
+
+    def check(self) -> None:
+        """Raise unless every setting is valid and ``network`` decodes the scorer's space.
+
+        Raises:
+            ParamError: An invalid setting.
+            UnknownChoiceError: An unknown space or decoder.
+            CapabilityError: ``network`` does not decode architectures of the space.
+        """
+        self._settings()
+
+    def check_for(self, space: SearchSpace, owner: object) -> None:
+        """Raise unless this scorer's settings are valid and it scores architectures of ``space``.
+
+        Args:
+            space: The space of the predictor reading the scores.
+            owner: That predictor (for the message).
+
+        Raises:
+            ParamError: The scorer has another space, or an invalid setting.
+            CapabilityError: ``network`` does not decode architectures of ``space``.
+        """
+        own = self.search_space()
+        if own != space:
+            raise ParamError(
+                f"the scorer of {type(owner).__name__} scores space {own.name!r} ({own!r}), not the predictor's "
+                f"space {space.name!r} ({space!r}); "
+                "give both the same 'space'"
+            )
+        self.check()
 
     @property
     def cache_key(self) -> str:
@@ -120,7 +191,7 @@ class ZeroCostScorer(BaseEstimator):
         """The on-disk cache file of these settings, or None without ``cache_dir``."""
         if self.cache_dir is None:
             return None
-        return Path(self.cache_dir).expanduser() / f"zc-{self.space}-{self.cache_key}.json"
+        return Path(self.cache_dir).expanduser() / f"zc-{self.search_space().name}-{self.cache_key}.json"
 
     # --------------------------------------------------------------------------- scores
     def scores(self, archs: Sequence[Any], proxies: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -136,37 +207,64 @@ class ZeroCostScorer(BaseEstimator):
             of a cell whose output ignores the input). Shapes: ``(len(archs), len(proxies))``.
         """
         proxies = check_proxies(proxies)
-        space = check_space(self.space)
-        archs = check_archs(archs, space, min_count=0)
-        settings = self._settings()
+        space = self.search_space()
+        checked = check_archs(archs, space, min_count=0)
         key = self.cache_key
-        memory = _MEMORY.setdefault(key, {})
-        missing = [a for a in dict.fromkeys(archs) if not all(p in memory.get(a, {}) for p in proxies)]
+        memory = _MEMORY.setdefault((space, key), {})
+        missing = [a for a in dict.fromkeys(checked) if not all(p in memory.get(a, {}) for p in proxies)]
         if missing:
             self._load_disk(memory)
             missing = [a for a in missing if not all(p in memory.get(a, {}) for p in proxies)]
         if missing:
-            self._compute(missing, proxies, settings, memory, progress)
-        out = np.empty((len(archs), len(proxies)), dtype=np.float64)
-        for i, arch in enumerate(archs):
+            self._compute(missing, proxies, space, memory, progress)
+        out = np.empty((len(checked), len(proxies)), dtype=np.float64)
+        for i, arch in enumerate(checked):
             out[i] = [memory[arch][p] for p in proxies]
         return out
+
+    def minibatch(self) -> Minibatch:
+        """The fixed minibatch ``(images, labels, num_classes)`` of these settings.
+
+        Raises:
+            DataError: The images are missing, unreadable, or fewer than ``batch_size``.
+        """
+        import torch
+
+        from evonas.data import DatasetConfig, ImageTensorDataset, cached_splits
+
+        settings = self._settings()
+        splits = cached_splits(
+            DatasetConfig(name=settings["dataset"], root=settings["data_root"], val_fraction=0.0, seed=settings["data_seed"])
+        )
+        train = splits.train
+        size = len(cast(Sized, train))
+        if size < settings["batch_size"]:
+            raise DataError(f"zero-cost minibatch of {settings['batch_size']} images asked from a training split of {size}")
+        rng = np.random.default_rng(settings["data_seed"])
+        rows = np.sort(rng.choice(size, size=settings["batch_size"], replace=False))
+        if isinstance(train, ImageTensorDataset):
+            train = train.reseeded(settings["data_seed"], augment=False)
+        images, labels = zip(*(train[int(r)] for r in rows))
+        x = torch.stack([torch.as_tensor(im, dtype=torch.float32) for im in images])
+        y = torch.as_tensor(labels, dtype=torch.long)
+        return x, y, int(splits.num_classes)
 
     def _compute(
         self,
         archs: list[Arch],
         proxies: tuple[str, ...],
-        settings: dict[str, Any],
+        space: SearchSpace,
         memory: dict[Arch, dict[str, float]],
         progress: bool,
     ) -> None:
         from tqdm.auto import tqdm
 
-        batch = _minibatch(settings)
+        batch = self.minibatch()
+        network = self.network_config()
         fresh: dict[Arch, dict[str, float]] = {}
         for n, arch in enumerate(tqdm(archs, desc="zero-cost", disable=not progress, leave=False), start=1):
             todo = tuple(p for p in proxies if p not in memory.get(arch, {}))
-            scores = score_architecture(arch, todo, batch, settings)
+            scores = score_architecture(arch, todo, batch, space, network, int(self.init_seed))
             memory.setdefault(arch, {}).update(scores)
             fresh[arch] = memory[arch]
             if n % _FLUSH_EVERY == 0:
@@ -192,7 +290,7 @@ class ZeroCostScorer(BaseEstimator):
             merged.setdefault(arch, {}).update(scores)
         payload = {
             "settings": self._settings(),
-            "scores": {",".join(map(str, a)): {p: _json_float(v) for p, v in s.items()} for a, s in merged.items()},
+            "scores": {",".join(map(str, a)): {p: json_float(v) for p, v in s.items()} for a, s in merged.items()},
         }
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
@@ -203,10 +301,6 @@ class ZeroCostScorer(BaseEstimator):
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-
-def _json_float(v: float) -> float | str:
-    return v if math.isfinite(v) else repr(float(v))
 
 
 def _read_cache(path: Path) -> dict[Arch, dict[str, float]]:
@@ -220,52 +314,26 @@ def _read_cache(path: Path) -> dict[Arch, dict[str, float]]:
         raise DataError(f"zero-cost cache {str(path)!r} is unreadable ({exc}); delete it to recompute") from None
 
 
-def _minibatch(settings: dict[str, Any]) -> tuple[Any, Any, int]:
-    """The fixed minibatch ``(images, labels, num_classes)`` of ``settings`` (loaded once)."""
-    key = json.dumps({k: settings[k] for k in ("dataset", "data_root", "batch_size", "data_seed")}, sort_keys=True)
-    if key not in _BATCHES:
-        import torch
-
-        from evonas.data import load_dataset
-
-        splits = load_dataset(
-            settings["dataset"], settings["data_root"], val_fraction=0.0, seed=settings["data_seed"]
-        )
-        train = splits.train
-        if len(train) < settings["batch_size"]:
-            raise DataError(
-                f"zero-cost minibatch of {settings['batch_size']} images asked from a training split of {len(train)}"
-            )
-        rng = np.random.default_rng(settings["data_seed"])
-        rows = np.sort(rng.choice(len(train), size=settings["batch_size"], replace=False))
-        if hasattr(train, "reseeded"):
-            train = train.reseeded(settings["data_seed"], augment=False)
-        images, labels = zip(*(train[int(r)] for r in rows))
-        x = torch.stack([torch.as_tensor(im, dtype=torch.float32) for im in images])
-        y = torch.as_tensor(labels, dtype=torch.long)
-        _BATCHES[key] = (x, y, int(splits.num_classes))
-    return _BATCHES[key]
-
-
 def score_architecture(
-    arch: Arch, proxies: Sequence[str], batch: tuple[Any, Any, int], settings: dict[str, Any]
+    arch: Arch,
+    proxies: Sequence[str],
+    batch: Minibatch,
+    space: SearchSpace,
+    network: ComponentConfig,
+    init_seed: int,
 ) -> dict[str, float]:
-    """Every proxy of ``proxies`` for the NAS-Bench-201 network of ``arch`` on ``batch``.
+    """Every proxy of ``proxies`` for the network of ``arch`` on ``batch``.
 
-    The network is built once, with its initialisation seeded by ``settings["init_seed"]``
-    inside :func:`torch.random.fork_rng`, so the caller's random state is untouched.
+    The network is built once by the decoder ``network``, with its initialisation seeded
+    by ``init_seed`` (:func:`evonas.training.seeded_model`), so the caller's random state
+    is untouched.
     """
-    import torch
-
-    from evonas.models import NB201Network
+    from evonas.models import build_network
+    from evonas.training import seeded_model
     from predictors import _proxies
 
     x, y, num_classes = batch
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings["init_seed"])
-        model = NB201Network(
-            arch, C=settings["channels"], N=settings["cells"], num_classes=num_classes, in_channels=x.shape[1]
-        )
+    model = seeded_model(lambda: build_network(network, space, arch, num_classes, int(x.shape[1])), init_seed)
     model.train()
     out: dict[str, float] = {}
     data_proxies = tuple(p for p in proxies if p in _proxies.DATA_PROXIES)

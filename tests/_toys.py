@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evonas.evaluation import Evaluation
+
+if TYPE_CHECKING:
+    from evonas.data import DataSplits
+    from evonas.supernet import SuperNet
 
 
 class SumEvaluator:
@@ -36,21 +41,27 @@ class SumEvaluator:
         )
 
 
-def trained_toy_supernet(splits, steps: int):  # type: ignore[no-untyped-def]
-    """A C=4, N=1 supernet trained ``steps`` SGD steps on uniformly sampled paths (seeded)."""
+def trained_toy_supernet(splits: DataSplits, steps: int) -> SuperNet:
+    """A C=4, N=1 supernet trained ``steps`` SGD steps on uniformly sampled paths (seeded).
+
+    Its config section is ``{name: nb201, params: {channels: 4, cells_per_stage: 1}}``.
+    """
     import torch
     from torch import nn
 
-    from evonas.spaces import NB201Space
+    from evonas.data import ImageTensorDataset
+    from evonas.spaces import get_space
     from evonas.supernet import SuperNet
 
-    space = NB201Space()
+    space = get_space("nb201")
     torch.manual_seed(0)
     net = SuperNet(C=4, N=1, num_classes=10, in_channels=1)
     rng = np.random.default_rng(0)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    images = splits.train
+    assert isinstance(images, ImageTensorDataset)
     for _ in range(steps):
-        x, y = splits.train.batch(rng.choice(len(splits.train), 32, replace=False))
+        x, y = images.batch(torch.as_tensor(rng.choice(len(images), 32, replace=False)))
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(net(x, space.sample(rng)), y).backward()
         opt.step()

@@ -22,6 +22,14 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EVONAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+PLUGIN = ROOT / "tests" / "plugins" / "chain_nas"
+
+# The test plugin (a second search space with its decoder and tables, written through the
+# public API only) is loaded for the whole session, so the registry-driven contract tests
+# enrol it next to NAS-Bench-201.
+from evonas.plugins import load_plugin  # noqa: E402
+
+load_plugin(str(PLUGIN))
 
 
 def _require(path: Path, what: str) -> Path:
@@ -56,3 +64,9 @@ def nb201_env(nb201_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point ``$EVONAS_NB201`` at the shared table."""
     monkeypatch.setenv("EVONAS_NB201", str(nb201_path))
     return nb201_path
+
+
+@pytest.fixture(scope="session")
+def chain_plugin() -> Path:
+    """The test plugin's package folder (``--plugin`` argument; holds its tables)."""
+    return PLUGIN

@@ -55,10 +55,13 @@ def one_line_error(capsys, argv):
     [
         ("strategy.params.popsize=3", "unknown key 'strategy.params.popsize'; 'strategy.params' takes no keys"),
         ("strategy.name=cmaes", "unknown strategy 'cmaes'; valid choices: nsga2, random, rea"),
-        ("budget.evaluations=-1", "budget.evaluations must be >= 1; got -1"),
-        ("evaluator.params.metric=acc", "unknown NAS-Bench-201 metric 'acc'; valid choices: "),
+        ("budget.evaluations=-1", "invalid value -1 for 'budget.evaluations'; expected an integer >= 1 or null"),
+        ("evaluator.params.metric=acc", "unknown table metric 'acc'; valid choices: "),
         ("evaluator.name=surrogate", "unknown evaluator 'surrogate'; valid choices: proxy, supernet, tabular, training"),
-        ("evaluator.params.path=/nonexistent/nb201.csv.gz", "'/nonexistent/nb201.csv.gz' does not exist"),
+        ("evaluator.params.tables.0.params.path=/nonexistent/nb201.csv.gz", "'/nonexistent/nb201.csv.gz' does not exist"),
+        ("evaluator.params.tables=[{name: file, params: {path: nope.csv}}]", "nope.csv' does not exist"),
+        ("space.name=darts", "unknown search space 'darts'; valid choices: chain, nb201"),
+        ("strategy.params={population_size: 3}", "unknown key 'strategy.params.population_size'"),
         ("fitness.params.aggregate=avg", "unknown key 'fitness.params.aggregate'"),
         ("fitness.name=neighbourhood", "objective metric"),
         ("executor.name=dask", "unknown executor 'dask'; valid choices: ray, serial"),
@@ -74,6 +77,10 @@ def test_bad_config_values(capsys, existing_run, tmp_path, override, fragment):
         argv += ["fitness.objectives=[{metric: nope}]"]
     if override.startswith("evaluator.params.dataset.name"):
         argv += ["evaluator.name=training"]
+    if override.startswith("evaluator.params.tables.0"):
+        argv += ["evaluator.params.tables=[{name: nb201}]"]
+        argv.remove(override)
+        argv.append(override)
     err = one_line_error(capsys, argv)
     assert fragment in err
     assert not (tmp_path / "new").exists()
@@ -93,7 +100,9 @@ def test_bad_files_and_dirs(capsys, existing_run, tmp_path):
     assert "config file" in one_line_error(capsys, ["search", "--config", str(tmp_path / "missing.yaml")])
     assert "does not exist" in one_line_error(capsys, ["search", "--resume", str(tmp_path / "nowhere")])
     assert "is not a run directory" in one_line_error(capsys, ["search", "--resume", str(tmp_path)])
-    assert "takes no overrides" in one_line_error(capsys, ["search", "--resume", str(run), "seed=1"])
+    assert "--resume takes overrides of budget.* only" in one_line_error(capsys, ["search", "--resume", str(run), "seed=1"])
+    assert "takes no --run-dir" in one_line_error(capsys, ["search", "--resume", str(run), "--run-dir", str(tmp_path / "x")])
+    assert "is a directory" in one_line_error(capsys, ["search", "--config", str(tmp_path)])
     assert "does not exist" in one_line_error(capsys, ["report", str(tmp_path / "nowhere")])
     bad = tmp_path / "bad.yaml"
     bad.write_text("seed: [\n")

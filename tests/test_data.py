@@ -159,7 +159,7 @@ def test_loader_rejects_bad_arguments():
     s = load_dataset("digits", max_train=10)
     with pytest.raises(ConfigError, match="unknown split 'valid'"):
         s.loader("valid", 4)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="batch_size must be a positive integer; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'batch_size'; expected an integer >= 1"):
         s.loader("train", 0)
 
 
@@ -173,9 +173,9 @@ def test_unknown_dataset_lists_the_registry():
 
 
 def test_bad_values_raise_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"val_fraction must be a number in \[0, 1\); got 1.0"):
+    with pytest.raises(ConfigError, match=r"invalid value 1.0 for 'val_fraction'; expected a finite number in \[0, 1\)"):
         load_dataset("digits", val_fraction=1.0)
-    with pytest.raises(ConfigError, match="max_train must be a positive integer or unset; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'max_train'; expected an integer >= 1 or null"):
         DatasetConfig(max_train=0)
     with pytest.raises(ConfigError, match="does not take option 'image_size'"):
         load_dataset("digits", image_size=8)

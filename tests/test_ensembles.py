@@ -12,7 +12,10 @@ import pytest
 import yaml
 
 import ensembles as E
+from evonas.config import ComponentConfig
 from evonas.errors import ArchError, ConfigError, DataError, EvonasError, UnknownChoiceError
+
+NB201 = ComponentConfig("nb201", {})
 
 
 def _confident(pred: list[int] | np.ndarray, num_classes: int, conf: float = 0.8) -> np.ndarray:
@@ -219,7 +222,8 @@ def test_metrics_bad_inputs() -> None:
         E.nll(np.array([[1.0, 2.0], [0.5, 0.5]]), [0, 1])
     with pytest.raises(DataError, match="NaN"):
         E.accuracy(np.array([[np.nan, 0.5], [0.5, 0.5]]), [0, 1])
-    with pytest.raises(ConfigError, match="n_bins must be an integer in >= 1; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'n_bins' of expected_calibration_error; "
+                                          "expected an integer >= 1"):
         E.expected_calibration_error(probs, [0, 1], n_bins=0)
 
 
@@ -240,6 +244,8 @@ def test_member_round_trips_through_disk(tmp_path) -> None:
     m = _member(
         arch=(0, 1, 2, 3, 4, 0),
         num_params=np.int64(123456),
+        network=ComponentConfig("nb201", {"channels": 4, "cells_per_stage": 1}),
+        in_channels=np.int64(1),
         checkpoint=tmp_path / "ckpt" / "model.pt",
         metadata={"seed": np.int64(3), "lr": 0.1, "tags": ("a", "b"), "train": {"epochs": 12}},
     )
@@ -250,7 +256,9 @@ def test_member_round_trips_through_disk(tmp_path) -> None:
     assert back.val_logits.dtype == np.float32 and back.test_logits.dtype == np.float64
     np.testing.assert_array_equal(back.val_logits, m.val_logits)
     np.testing.assert_array_equal(back.test_logits, m.test_logits)
-    assert (back.name, back.arch, back.space, back.num_params) == ("m0", (0, 1, 2, 3, 4, 0), "nb201", 123456)
+    assert (back.name, back.arch, back.space, back.num_params) == ("m0", (0, 1, 2, 3, 4, 0), NB201, 123456)
+    assert back.network == ComponentConfig("nb201", {"channels": 4, "cells_per_stage": 1}) and back.in_channels == 1
+    assert record["space"] == {"name": "nb201", "params": {}}
     assert back.checkpoint == str(tmp_path / "ckpt" / "model.pt")  # recorded, need not exist
     assert back.metadata == {"seed": 3, "lr": 0.1, "tags": ["a", "b"], "train": {"epochs": 12}}
     np.testing.assert_allclose(back.val_probs().sum(axis=1), 1.0, atol=1e-12)
@@ -294,8 +302,11 @@ def test_member_logits_are_read_only_copies() -> None:
             r"member 'bad': test_logits of shape \(2, 5\) and val_logits of shape \(4, 3\)",
         ),
         ({"arch": (0, 1, 2)}, ArchError, "nb201 architecture must be a tuple of 6"),
-        ({"space": "darts"}, DataError, "unknown search space 'darts'; valid choices: nb201"),
-        ({"num_params": -1}, DataError, "num_params must be a non-negative integer"),
+        ({"space": ComponentConfig("darts")}, UnknownChoiceError, "unknown search space 'darts'; valid choices: "),
+        ({"space": "nb201"}, DataError, "member 'bad': space must be a ComponentConfig"),
+        ({"network": {"name": "nb201"}}, DataError, "member 'bad': network must be a ComponentConfig"),
+        ({"in_channels": 1.5}, DataError, "invalid value 1.5 for 'in_channels' of member 'bad'; expected an integer >= 0 or null"),
+        ({"num_params": -1}, DataError, "invalid value -1 for 'num_params' of member 'bad'; expected an integer >= 0 or null"),
         ({"metadata": {"f": object()}}, DataError, r"metadata.f must hold only"),
         ({"name": "a/b"}, DataError, "member name 'a/b' is invalid"),
         ({"name": ""}, DataError, "member name '' is invalid"),
@@ -359,7 +370,7 @@ def test_loading_corrupt_member_directories_fails_clearly(tmp_path) -> None:
     with pytest.raises(DataError, match=r"val logits have shape \[6, 3\], but member.yaml records \[7, 3\]"):
         E.Member.load(path)
     (path / "member.yaml").write_text("format: something-else\n")
-    with pytest.raises(DataError, match="is not a 'evonas-ensemble-member/1' file"):
+    with pytest.raises(DataError, match="is not a 'evonas-ensemble-member/2' file"):
         E.Member.load(path)
     (path / "member.yaml").write_text(yaml.safe_dump(record | {"val_shape": [6, 3]}))
     (path / "logits.npz").write_bytes(b"not a zip")
@@ -396,7 +407,7 @@ def test_tdac_matrix_definition() -> None:
     assert t[0, 1] == pytest.approx(0.3 * vi + 0.7 * (mi[0] + mi[1]) / 2, abs=1e-12)
     assert t[2, 2] == pytest.approx(0.7 * 1.0, abs=1e-12)  # VI(i, i) = 0, MI(y, y) = 1
     np.testing.assert_allclose(t, t.T, atol=0)
-    with pytest.raises(ConfigError, match=r"lam must lie in \[0.0, 1.0\]; got 1.5"):
+    with pytest.raises(ConfigError, match=r"invalid value 1.5 for 'lam' of tdac_matrix; expected a finite number in \[0, 1\]"):
         E.tdac_matrix(preds, Y10, lam=1.5)
 
 
@@ -469,9 +480,11 @@ def test_caruana_sorted_initialisation_and_accuracy_metric() -> None:
     # n_init = 2 starts from the two best, [1, 0], and returns at least those.
     sel = E.prune("caruana", probs, y, np.random.default_rng(0), n_init=2, iterations=0)
     assert sel.indices == (1, 0) and sel.weights == pytest.approx((0.5, 0.5))
-    with pytest.raises(ConfigError, match="metric must be one of nll, accuracy; got 'auc'"):
+    with pytest.raises(ConfigError, match="invalid value 'auc' for 'metric' of pruner 'caruana'; "
+                                          "valid values: 'nll', 'accuracy'"):
         E.prune("caruana", probs, y, np.random.default_rng(0), metric="auc")
-    with pytest.raises(ConfigError, match=r"n_init must be an integer in 1..2; got 3"):
+    with pytest.raises(ConfigError, match=r"invalid value 3 for 'n_init' of pruner 'caruana'; "
+                                          r"expected an integer in \[1, 2\]"):
         E.prune("caruana", probs, y, np.random.default_rng(0), size=2, n_init=3)
 
 
@@ -521,13 +534,19 @@ def test_pruner_contract(name: str) -> None:
 @pytest.mark.parametrize("name", E.PRUNERS.names())
 def test_pruner_rejects_bad_input(name: str) -> None:
     rng = np.random.default_rng(0)
-    with pytest.raises(ConfigError, match=r"size must be an integer in 1..7; got 0"):
+    owner = f"pruner '{name}'"
+    with pytest.raises(ConfigError, match=rf"invalid value 0 for 'size' of {owner}; expected an integer in \[1, 7\]"):
         E.prune(name, RNG_PROBS, RNG_LABELS, rng, size=0)
-    with pytest.raises(ConfigError, match=r"size must be an integer in 1..7; got 8"):
+    with pytest.raises(ConfigError, match=rf"invalid value 8 for 'size' of {owner}; expected an integer in \[1, 7\]"):
         E.prune(name, RNG_PROBS, RNG_LABELS, rng, size=8)
-    with pytest.raises(ConfigError, match=r"max_fraction must lie in \(0.0, 1.0\]; got 0.0"):
+    with pytest.raises(ConfigError, match=rf"invalid value True for 'size' of {owner}"):
+        E.prune(name, RNG_PROBS, RNG_LABELS, rng, size=True)
+    with pytest.raises(ConfigError, match=rf"invalid value 0.0 for 'max_fraction' of {owner}; "
+                                          r"expected a finite number in \(0, 1\]"):
         E.prune(name, RNG_PROBS, RNG_LABELS, rng, max_fraction=0.0)
-    with pytest.raises(ConfigError, match="either size or max_fraction, not both"):
+    with pytest.raises(ConfigError, match=rf"invalid value nan for 'max_fraction' of {owner}"):
+        E.prune(name, RNG_PROBS, RNG_LABELS, rng, max_fraction=float("nan"))
+    with pytest.raises(ConfigError, match=f"either size or max_fraction of {owner}, not both"):
         E.prune(name, RNG_PROBS, RNG_LABELS, rng, size=2, max_fraction=0.5)
     unknown = rf"pruner '{name}' takes no parameter 'alpha'; valid parameters: size, max_fraction"
     with pytest.raises(ConfigError, match=unknown):

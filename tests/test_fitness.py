@@ -7,12 +7,12 @@ from evonas.errors import ConfigError
 from evonas.executors import SerialExecutor
 from evonas.fitness import NeighbourhoodAwareFitness, Objective, PlainFitness, aggregate, parse_aggregate
 from evonas.search import Budget, Search
-from evonas.spaces import NB201Space
+from evonas.spaces import get_space
 from evonas.strategies import RandomSearch
 
 from _toys import SumEvaluator
 
-SPACE = NB201Space()
+SPACE = get_space("nb201")
 
 
 def evaluate_all(fitness, arch, evaluator=None):

@@ -21,7 +21,7 @@ import torch
 
 from evonas.errors import ArchError, ConfigError
 from evonas.models import OPS, NB201Cell, NB201Network, ResNetBasicBlock, count_parameters
-from evonas.spaces import NB201Space
+from evonas.spaces import get_space
 from evonas.spaces import OPS as SPACE_OPS
 
 BASE, CONV3, CONV1 = 73_306, 243_040, 28_000
@@ -157,7 +157,7 @@ def test_channels_last_gives_the_same_logits():
 def test_network_rejects_bad_arguments():
     with pytest.raises(ArchError):
         NB201Network((0, 1, 2))
-    with pytest.raises(ConfigError, match="C must be a positive integer; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'C' of NB201Network; expected an integer >= 1"):
         NB201Network((0,) * 6, C=0)
     with pytest.raises(ConfigError, match="in_channels"):
         NB201Network((0,) * 6, in_channels=True)
@@ -167,7 +167,7 @@ def test_network_rejects_bad_arguments():
 def test_parameter_counts_match_the_nb201_table(nb201_table):
     table = nb201_table
     params = table.column("params_M")
-    space = NB201Space()
+    space = get_space("nb201")
     rng = np.random.default_rng(0)
     ordinals = set(rng.choice(len(params), size=120, replace=False).tolist())
     ordinals |= {int(np.argmin(params)), int(np.argmax(params))}
@@ -190,7 +190,7 @@ def test_table_param_outliers_are_exactly_the_listed_rows(nb201_table):
     per_op = {op: count_parameters(NB201Network((op,) + (0,) * 5)) - base for op in range(5)}
     mismatched = {
         table.index_of(arch)
-        for arch in NB201Space().all_archs()
+        for arch in get_space("nb201").all_archs()
         if _sig6(base + sum(per_op[op] for op in arch)) != table.query(arch, "params_M")
     }
     assert mismatched == TABLE_PARAM_OUTLIERS

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
-from evonas.errors import UnknownChoiceError
-from evonas.spaces import ArchGraph, NB201Space
+from _predictor_fixtures import FlatSpace
+from evonas.errors import CapabilityError, UnknownChoiceError
+from evonas.spaces import ArchGraph, SearchSpace, get_space
 from predictors import (
+    ENCODING_CAPABILITIES,
     ENCODINGS,
     ParamError,
     RandomForestPredictor,
     adjacency_one_hot,
     encode,
+    encoding_capabilities,
     graph_adjacency_one_hot,
     graph_path_encoding,
     haap_augment,
@@ -24,7 +29,7 @@ from predictors import (
     topological_relabellings,
 )
 
-SPACE = NB201Space()
+SPACE = get_space("nb201")
 # ops: 0 none, 1 skip_connect, 2 nor_conv_1x1, 3 nor_conv_3x3, 4 avg_pool_3x3
 # edges: (0,1) (0,2) (1,2) (0,3) (1,3) (2,3)
 ARCH = (2, 0, 1, 1, 4, 3)
@@ -151,5 +156,42 @@ def test_haap_refused_for_permutation_invariant_encodings() -> None:
     archs = [ARCH, (3,) * 6, (1,) * 6]
     with pytest.raises(ParamError, match="HAAP needs an encoding that depends on the node order"):
         RandomForestPredictor(encoding="path", haap=True).fit(archs, [1.0, 2.0, 3.0])
-    with pytest.raises(ParamError, match="'haap_samples' parameter of RandomForestPredictor must be an int >= 1; got 0"):
+    with pytest.raises(ParamError, match="invalid value 0 for 'haap_samples' of RandomForestPredictor; expected an integer >= 1"):
         RandomForestPredictor(encoding="adjacency_one_hot", haap=True, haap_samples=0).fit(archs, [1.0, 2.0, 3.0])
+
+
+# ----------------------------------------------------------------------- capabilities
+def test_encodings_state_and_check_their_capabilities() -> None:
+    assert set(ENCODING_CAPABILITIES) == set(ENCODINGS.names())
+    assert encoding_capabilities("one_hot") == {"fixed_length"}
+    assert encoding_capabilities("path") == encoding_capabilities("adjacency_one_hot") == {"graph"}
+    flat = FlatSpace()  # fixed-length, no op-node graph
+    x = one_hot([(0, 1, 2, 0), (2, 2, 2, 2)], flat)
+    assert x.shape == (2, 12)
+    assert np.flatnonzero(x[0]).tolist() == [0, 4, 8, 9]
+    for name in ("path", "adjacency_one_hot"):
+        with pytest.raises(CapabilityError, match=f"the {name} encoding needs a search space with graph; space 'toy_flat'"):
+            encode([(0, 1, 2, 0)], flat, name)
+    with pytest.raises(CapabilityError, match="PyG graphs of architectures needs a search space with graph"):
+        to_pyg([(0, 1, 2, 0)], flat)
+    with pytest.raises(CapabilityError, match="HAAP needs a search space with graph"):
+        haap_augment([(0, 1, 2, 0)], np.zeros(1), flat, graph_adjacency_one_hot, 1, np.random.default_rng(0))
+
+
+class _OpsCount:
+    """A plugin encoding stating its capabilities as an attribute."""
+
+    capabilities = frozenset({"enumerable"})
+
+    def __call__(self, archs: Sequence[tuple[int, ...]], space: SearchSpace) -> np.ndarray:
+        return np.array([[float(sum(a))] for a in archs])
+
+
+def test_plugin_encoding_states_capabilities_as_an_attribute() -> None:
+    ENCODINGS.register("ops_count_test")(_OpsCount())
+    try:
+        assert encoding_capabilities("ops_count_test") == {"enumerable"}
+        est = RandomForestPredictor(encoding="ops_count_test", n_estimators=3)
+        assert est.required_capabilities() == {"enumerable"}
+    finally:
+        ENCODINGS.unregister("ops_count_test")

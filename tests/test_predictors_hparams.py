@@ -1,18 +1,22 @@
 """Every hyper-parameter is used: changing it changes the predictions.
 
 One case per (predictor class, hyper-parameter); a coverage test checks that the cases
-name every hyper-parameter of every class (``space`` aside: only nb201 is registered, and
-its validation is covered by the contract tests).
+name every hyper-parameter of every class (``space`` aside: the contract tests fit every
+predictor on other spaces, given by name and as values).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from _predictor_fixtures import one_torch_thread, tiny_scorer, toy_data  # noqa: F401
+from _predictor_fixtures import one_torch_thread, tiny_network, tiny_scorer, toy_data  # noqa: F401
+from evonas.config import ComponentConfig
+from evonas.errors import CapabilityError, ConfigError, UnknownChoiceError
 from predictors import (
     EnsemblePredictor,
     GAEPredictor,
@@ -25,6 +29,7 @@ from predictors import (
     ZeroCostPredictor,
     ZeroCostScorer,
 )
+from predictors._base import ParamError
 
 TRAIN_ARCHS, TRAIN_Y = toy_data(30, seed=2)
 TEST_ARCHS, _ = toy_data(12, seed=3)
@@ -120,7 +125,7 @@ CASES: list[tuple[type, dict[str, Any], str, Any]] = [
     (EnsemblePredictor, {"estimators": [RandomForestPredictor(n_estimators=5)]}, "random_state", 1),
     (ZeroCostPredictor, {"proxy": "params", "scorer": DATA}, "proxy", "synflow"),
     (ZeroCostPredictor, {"proxy": "naswot", "scorer": DATA}, "scorer", DATA),
-    (ZeroCostPredictor, {"proxy": "params", "scorer": DATA}, "greater_is_better", False),
+    (ZeroCostPredictor, {"proxy": "params", "scorer": DATA}, "direction", "min"),
 ]
 EXEMPT = {"space"}
 
@@ -128,7 +133,7 @@ EXEMPT = {"space"}
 _OTHER_SCORER = {"init_seed": 1}
 
 
-def _resolve(params: dict[str, Any], shared_data, other: bool = False) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _resolve(params: dict[str, Any], shared_data: Callable[[], Path], other: bool = False) -> dict[str, Any]:
     out = dict(params)
     needs_data = out.get("scorer") is DATA or out.get("zero_cost") or _is_zero_cost_params(out)
     if needs_data:
@@ -154,9 +159,12 @@ def test_cases_cover_every_hyper_parameter() -> None:
 @pytest.mark.parametrize(
     ("cls", "base", "name", "value"), CASES, ids=[f"{c.__name__}-{n}" for c, _, n, _ in CASES]
 )
-def test_hyper_parameter_changes_predictions(cls: type, base: dict, name: str, value: Any, request) -> None:  # type: ignore[no-untyped-def]
-    def shared_data():  # type: ignore[no-untyped-def]
-        return request.getfixturevalue("shared_data")
+def test_hyper_parameter_changes_predictions(
+    cls: type, base: dict[str, Any], name: str, value: Any, request: pytest.FixtureRequest
+) -> None:
+    def shared_data() -> Path:
+        path: Path = request.getfixturevalue("shared_data")
+        return path
 
     base_params = _resolve(base, shared_data)
     if value is DATA:
@@ -171,23 +179,43 @@ def test_hyper_parameter_changes_predictions(cls: type, base: dict, name: str, v
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("batch_size", 16), ("data_seed", 1), ("init_seed", 1), ("channels", 8), ("cells", 2)],
+    [("batch_size", 16), ("data_seed", 1), ("init_seed", 1), ("network", tiny_network(channels=8)),
+     ("network", tiny_network(cells_per_stage=2))],
 )
-def test_scorer_settings_change_scores(name: str, value: int, shared_data) -> None:  # type: ignore[no-untyped-def]
+def test_scorer_settings_change_scores(name: str, value: Any, shared_data: Path) -> None:
     archs = TEST_ARCHS[:6]
     base = tiny_scorer(shared_data).scores(archs, ("naswot", "synflow"))
     other = tiny_scorer(shared_data, **{name: value}).scores(archs, ("naswot", "synflow"))
     assert not np.allclose(base, other)
 
 
-def test_scorer_cache_dir_and_dataset_settings(shared_data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_scorer_cache_dir_and_dataset_settings(shared_data: Path, tmp_path: Path) -> None:
     # cache_dir changes where scores are kept, never their values
     archs = TEST_ARCHS[:3]
     a = tiny_scorer(shared_data).scores(archs, ("naswot",))
     b = tiny_scorer(shared_data, cache_dir=str(tmp_path)).scores(archs, ("naswot",))
     np.testing.assert_array_equal(a, b)
-    with pytest.raises(Exception, match="unknown dataset 'cifar11'"):
+    with pytest.raises(UnknownChoiceError, match="unknown dataset 'cifar11'"):
         tiny_scorer(shared_data, dataset="cifar11").scores([(1, 2, 3, 4, 0, 1)], ("naswot",))
     assert set(ZeroCostScorer().get_params()) == {
-        "data_root", "dataset", "batch_size", "data_seed", "init_seed", "channels", "cells", "cache_dir", "space"
+        "data_root", "dataset", "batch_size", "data_seed", "init_seed", "network", "cache_dir", "space"
     }
+
+
+def test_scorer_network_is_checked(shared_data: Path) -> None:
+    # The default network is NAS-Bench-201's benchmark size; a decoder of another space,
+    # an unknown decoder or a bad size parameter is refused before anything is scored.
+    assert ZeroCostScorer().network_config().params == {"channels": 16, "cells_per_stage": 5}
+    assert tiny_scorer(shared_data, network=ComponentConfig("nb201", {"channels": 4})).network_config().params == {
+        "channels": 4, "cells_per_stage": 5
+    }
+    arch = [(1, 2, 3, 4, 0, 1)]
+    with pytest.raises(CapabilityError, match="zero-cost scores need a network decoder for space 'nb201': decoder "
+                                              "'chain' serves space 'chain'"):
+        tiny_scorer(shared_data, network=ComponentConfig("chain")).scores(arch, ("params",))
+    with pytest.raises(UnknownChoiceError, match="unknown decoder 'resnet'"):
+        tiny_scorer(shared_data, network=ComponentConfig("resnet")).scores(arch, ("params",))
+    with pytest.raises(ConfigError, match="invalid value 0 for .*channels"):
+        tiny_scorer(shared_data, network=ComponentConfig("nb201", {"channels": 0})).scores(arch, ("params",))
+    with pytest.raises(ParamError, match="invalid value 'nb201' for 'network' of ZeroCostScorer; expected a ComponentConfig"):
+        tiny_scorer(shared_data, network="nb201").scores(arch, ("params",))

@@ -43,7 +43,7 @@ def test_precision_at_top_exact() -> None:
     # k = ceil(0.25 * 10) = 3 as well
     assert precision_at_top(y, p, 0.25) == pytest.approx(2 / 3)
     # losses: the top are the smallest values; reversing both keeps the answer
-    assert precision_at_top([-v for v in y], [-v for v in p], 0.2, greater_is_better=False) == 0.5
+    assert precision_at_top([-v for v in y], [-v for v in p], 0.2, direction="min") == 0.5
     assert precision_at_top(y, p, 1.0) == 1.0
 
 
@@ -61,5 +61,7 @@ def test_bad_inputs_rejected() -> None:
         spearman_rho([1], [1])
     with pytest.raises(EvonasError, match="NaN"):
         pearson_r([1, 2, math.nan], [1, 2, 3])
-    with pytest.raises(EvonasError, match=r"fraction must be in \(0, 1\]; got 0"):
+    with pytest.raises(EvonasError, match=r"invalid value 0 for 'fraction'; expected a finite number in \(0, 1\]"):
         precision_at_top(Y, P, 0)
+    with pytest.raises(EvonasError, match=r"invalid value 'up' for 'direction'; valid values: 'max', 'min'"):
+        precision_at_top(Y, P, 0.5, direction="up")

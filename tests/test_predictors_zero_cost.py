@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from _predictor_fixtures import one_torch_thread, tiny_scorer  # noqa: F401
+from _predictor_fixtures import one_torch_thread, tiny_network, tiny_scorer  # noqa: F401
 from evonas.errors import DataError, UnknownChoiceError
-from evonas.spaces import NB201Space
-from predictors import PROXIES, ZeroCostPredictor, ZeroCostScorer, _zc_scorer
+from predictors import PROXIES, ParamError, ZeroCostPredictor, ZeroCostScorer, _zc_scorer
 from predictors import _proxies as proxies
-
-SPACE = NB201Space()
 
 
 # ------------------------------------------------------------------ tiny networks, exact values
@@ -51,9 +49,10 @@ def test_jacob_cov_of_a_linear_network() -> None:
 
 
 def test_snip_and_grad_norm_exact() -> None:
-    net = nn.Sequential(nn.Flatten(), nn.Linear(2, 2, bias=False))
+    linear = nn.Linear(2, 2, bias=False)
+    net = nn.Sequential(nn.Flatten(), linear)
     with torch.no_grad():
-        net[1].weight.copy_(torch.eye(2))
+        linear.weight.copy_(torch.eye(2))
     x = torch.tensor([[1.0, 2.0]]).view(1, 2, 1, 1)
     # logits (1, 2), softmax (1 - p1, p1) with p1 = e / (1 + e); target 0:
     # dL/dW = (softmax - e_0) x^T = (-p1, p1)^T (1, 2) = [[-p1, -2 p1], [p1, 2 p1]]
@@ -61,22 +60,23 @@ def test_snip_and_grad_norm_exact() -> None:
     scores = proxies.gradient_scores(net, x, torch.tensor([0]))
     assert scores["snip"] == pytest.approx(3 * p1, abs=1e-6)  # |W * g| keeps the diagonal: p1 + 2 p1
     assert scores["grad_norm"] == pytest.approx(p1 * math.sqrt(10), abs=1e-6)
-    assert net[1].weight.grad is None  # the proxy leaves no gradients behind
+    assert linear.weight.grad is None  # the proxy leaves no gradients behind
 
 
 def test_synflow_conservation_on_a_linear_network() -> None:
     # Bias-free linear net on an all-ones input: each layer's total saliency equals the
     # output R = 1^T |W2| |W1| 1, so the score is 2 R (Tanaka et al., 2020, conservation).
-    net = nn.Sequential(nn.Flatten(), nn.Linear(2, 3, bias=False), nn.Linear(3, 1, bias=False))
+    first, second = nn.Linear(2, 3, bias=False), nn.Linear(3, 1, bias=False)
+    net = nn.Sequential(nn.Flatten(), first, second)
     w1 = torch.tensor([[1.0, -2.0], [0.5, 0.0], [-1.0, 3.0]])
     w2 = torch.tensor([[2.0, -1.0, 0.5]])
     with torch.no_grad():
-        net[1].weight.copy_(w1)
-        net[2].weight.copy_(w2)
+        first.weight.copy_(w1)
+        second.weight.copy_(w2)
     r = float(w2.abs().sum(0) @ w1.abs().sum(1))  # = 2*3 + 1*0.5 + 0.5*4 = 8.5
     assert r == 8.5
     assert proxies.synflow(net, (2, 1, 1)) == pytest.approx(2 * r, abs=1e-12)
-    torch.testing.assert_close(net[1].weight, w1)  # the network itself is untouched
+    torch.testing.assert_close(first.weight, w1)  # the network itself is untouched
 
 
 def test_params_and_flops_exact() -> None:
@@ -111,7 +111,7 @@ def test_dead_nb201_cell_scores() -> None:
 
 
 # ----------------------------------------------------------------------------- the scorer
-def test_scorer_caches_in_memory_and_on_disk(shared_data, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_scorer_caches_in_memory_and_on_disk(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     archs = [(3, 3, 1, 2, 0, 4), (1, 2, 3, 4, 0, 1)]
     scorer = tiny_scorer(shared_data, cache_dir=str(tmp_path), init_seed=7)
     first = scorer.scores(archs, ("naswot", "params"))
@@ -120,9 +120,11 @@ def test_scorer_caches_in_memory_and_on_disk(shared_data, tmp_path, monkeypatch)
     assert [f.name for f in files] == [f"zc-nb201-{scorer.cache_key}.json"]
     stored = json.loads(files[0].read_text())
     assert stored["settings"]["init_seed"] == 7
+    assert stored["settings"]["space"] == {"name": "nb201", "params": {}}
+    assert stored["settings"]["network"] == {"name": "nb201", "params": {"channels": 4, "cells_per_stage": 1}}
     assert set(stored["scores"]) == {"3,3,1,2,0,4", "1,2,3,4,0,1"}
 
-    def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def fail(*args: object, **kwargs: object) -> dict[str, float]:
         raise AssertionError("cached scores were recomputed")
 
     monkeypatch.setattr(_zc_scorer, "score_architecture", fail)
@@ -134,27 +136,37 @@ def test_scorer_caches_in_memory_and_on_disk(shared_data, tmp_path, monkeypatch)
     assert tiny_scorer(shared_data, cache_dir=str(tmp_path), init_seed=8).cache_key != scorer.cache_key
 
 
-def test_scorer_rejects_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_scorer_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(UnknownChoiceError, match="unknown zero-cost proxy 'zen'; valid choices: naswot"):
         ZeroCostScorer().scores([(0,) * 6], ("zen",))
     with pytest.raises(DataError, match="does not exist"):
         ZeroCostScorer(data_root=str(tmp_path / "missing.tar.gz"), cache_dir=None).scores([(1, 2, 3, 4, 0, 3)], ("naswot",))
-    with pytest.raises(Exception, match="'batch_size' parameter of ZeroCostScorer must be an int >= 2; got 1"):
+    with pytest.raises(ParamError, match="invalid value 1 for 'batch_size' of ZeroCostScorer; expected an integer >= 2"):
         ZeroCostScorer(batch_size=1).scores([(0,) * 6], ("params",))
 
 
-def test_zero_cost_predictor_orientation(shared_data) -> None:  # type: ignore[no-untyped-def]
+def test_zero_cost_predictor_orientation(shared_data: Path) -> None:
     archs = [(3,) * 6, (1,) * 6, (0, 0, 0, 3, 0, 0)]
     up = ZeroCostPredictor("params", scorer=tiny_scorer(shared_data)).fit([], []).predict(archs)
-    down = ZeroCostPredictor("params", scorer=tiny_scorer(shared_data), greater_is_better=False).fit([], []).predict(archs)
+    down = ZeroCostPredictor("params", scorer=tiny_scorer(shared_data), direction="min").fit([], []).predict(archs)
     np.testing.assert_array_equal(down, -up)
     assert up[0] > up[2] > up[1]  # all conv3x3 > one conv3x3 per cell > skips only
     with pytest.raises(UnknownChoiceError, match="unknown zero-cost proxy 'zen'"):
         ZeroCostPredictor("zen").fit([], [])
+    with pytest.raises(ParamError, match="invalid value 'up' for 'direction' of ZeroCostPredictor; valid values: 'max', 'min'"):
+        ZeroCostPredictor("params", scorer=tiny_scorer(shared_data), direction="up").fit([], [])
+
+
+def test_scorer_space_must_match_the_predictor(shared_data: Path) -> None:
+    from evonas.spaces import build_space
+
+    chain_scorer = tiny_scorer(shared_data, space=build_space("chain"))
+    with pytest.raises(ParamError, match="the scorer of ZeroCostPredictor scores space 'chain' .*, not the predictor's space 'nb201'"):
+        ZeroCostPredictor("params", scorer=chain_scorer).fit([], [])
 
 
 # ----------------------------------------------------------------- real data: NASLib and table
-def _naslib_archs(shared_data, proxy: str, count: int) -> tuple[list, np.ndarray]:  # type: ignore[no-untyped-def]
+def _naslib_archs(shared_data: Path, proxy: str, count: int) -> tuple[list[tuple[int, ...]], np.ndarray]:
     """``count`` architectures of NASLib's file spread over the range of its ``proxy`` scores."""
     data = json.loads((shared_data / "zero-cost" / "zc_nasbench201.json").read_text())["cifar10"]
     # NASLib: edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4), ops [skip, none, conv3, conv1, avg]
@@ -172,17 +184,17 @@ def _naslib_archs(shared_data, proxy: str, count: int) -> tuple[list, np.ndarray
     return [rows[i][1] for i in picks], np.array([rows[i][0] for i in picks])
 
 
-def test_params_equal_naslib(shared_data) -> None:  # type: ignore[no-untyped-def]
+def test_params_equal_naslib(shared_data: Path) -> None:
     archs, naslib = _naslib_archs(shared_data, "params", 12)
-    ours = tiny_scorer(shared_data, channels=16, cells=5).scores(archs, ("params",))[:, 0]
+    ours = tiny_scorer(shared_data, network=tiny_network(16, 5)).scores(archs, ("params",))[:, 0]
     np.testing.assert_allclose(ours, naslib, atol=1e-5)  # NASLib rounds to 6 significant digits
 
 
 @pytest.mark.slow
-def test_synflow_and_naswot_agree_with_naslib(shared_data) -> None:  # type: ignore[no-untyped-def]
+def test_synflow_and_naswot_agree_with_naslib(shared_data: Path) -> None:
     from scipy.stats import spearmanr
 
-    scorer = tiny_scorer(shared_data, channels=16, cells=5, batch_size=64)
+    scorer = tiny_scorer(shared_data, network=tiny_network(16, 5), batch_size=64)
     archs, naslib = _naslib_archs(shared_data, "synflow", 12)
     assert spearmanr(scorer.scores(archs, ("synflow",))[:, 0], naslib).statistic > 0.95
     # NASLib's minibatch differs from ours, so NASWOT agrees less tightly than synflow

@@ -23,7 +23,9 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from evonas.config._loader import from_dict  # noqa: E402
 from evonas.errors import ConfigError  # noqa: E402
 from evonas.evaluation import Evaluation  # noqa: E402
-from evonas.executors._base import Request  # noqa: E402
+from evonas.evaluation import EvaluationWorker  # noqa: E402
+from evonas.executors import Task  # noqa: E402
+from evonas.search import as_evaluation  # noqa: E402
 from evonas.executors._ray import RayExecutor, RayExecutorConfig, init_local_ray  # noqa: E402
 from evonas.executors._serial import SerialExecutor  # noqa: E402
 
@@ -159,21 +161,22 @@ def max_overlap(spans: list[tuple[float, float]]) -> int:
     return best
 
 
-def requests(n: int, seed: int = 0) -> list[Request]:
+def requests(n: int, seed: int = 0) -> list[Task]:
     rng = np.random.default_rng(seed)
-    return [Request(i, tuple(int(v) for v in rng.integers(0, 5, size=6)), seed=100 + i) for i in range(n)]
+    return [Task(i, tuple(int(v) for v in rng.integers(0, 5, size=6)), seed=100 + i) for i in range(n)]
 
 
-def run_all(executor: RayExecutor | SerialExecutor, reqs: list[Request]) -> dict[int, Evaluation]:
+def run_all(executor: RayExecutor | SerialExecutor, reqs: list[Task]) -> dict[int, Evaluation]:
     for r in reqs:
         executor.submit(r)
     out: dict[int, Evaluation] = {}
     while executor.num_pending:
         batch = executor.wait()
         assert batch, "wait() returned nothing while requests were pending"
-        for r, ev in batch:
-            assert r.eval_id not in out, f"eval {r.eval_id} returned twice"
-            out[r.eval_id] = ev
+        for outcome in batch:
+            r = outcome.task
+            assert r.task_id not in out, f"eval {r.task_id} returned twice"
+            out[r.task_id] = as_evaluation(outcome)
     assert executor.wait() == []
     return out
 
@@ -208,10 +211,10 @@ def local_ray(_ray_module):
 def test_results_match_serial_executor(local_ray):
     reqs = requests(12)
     serial = SerialExecutor()
-    serial.start(PolyEvaluator())
+    serial.start(EvaluationWorker(PolyEvaluator()))
     expected = run_all(serial, reqs)
     with RayExecutor() as ex:
-        ex.start(PolyEvaluator())
+        ex.start(EvaluationWorker(PolyEvaluator()))
         assert ex.capacity == 2
         got = run_all(ex, reqs)
     assert got == expected
@@ -224,7 +227,7 @@ def test_results_match_serial_executor(local_ray):
 def test_evaluator_is_put_once(local_ray):
     CountingPickles.pickles = 0
     with RayExecutor() as ex:
-        ex.start(CountingPickles())
+        ex.start(EvaluationWorker(CountingPickles()))
         assert CountingPickles.pickles == 1
         got = run_all(ex, requests(10))
     assert len(got) == 10 and not any(e.failed for e in got.values())
@@ -232,9 +235,9 @@ def test_evaluator_is_put_once(local_ray):
 
 
 def test_max_in_flight_one_runs_fifo_without_overlap(local_ray, tmp_path):
-    reqs = [Request(i, (1, 1, 1, 1, 1, i % 5), seed=i) for i in range(4)]
+    reqs = [Task(i, (1, 1, 1, 1, 1, i % 5), seed=i) for i in range(4)]
     with RayExecutor(max_in_flight=1) as ex:
-        ex.start(SleepyEvaluator(tmp_path, sleep_s=0.3))
+        ex.start(EvaluationWorker(SleepyEvaluator(tmp_path, sleep_s=0.3)))
         assert ex.capacity == 1
         for r in reqs:
             ex.submit(r)
@@ -249,7 +252,7 @@ def test_max_in_flight_one_runs_fifo_without_overlap(local_ray, tmp_path):
 
 def test_max_in_flight_two_overlaps_two(local_ray, tmp_path):
     with RayExecutor(max_in_flight=2) as ex:
-        ex.start(SleepyEvaluator(tmp_path, sleep_s=0.6))
+        ex.start(EvaluationWorker(SleepyEvaluator(tmp_path, sleep_s=0.6)))
         got = run_all(ex, requests(6))
     assert not any(e.failed for e in got.values())
     assert max_overlap([(s, e) for s, e, _ in intervals(tmp_path).values()]) == 2
@@ -257,7 +260,7 @@ def test_max_in_flight_two_overlaps_two(local_ray, tmp_path):
 
 def test_default_capacity_follows_cluster_cpus(local_ray):
     with RayExecutor(cpus_per_eval=0.5) as ex:
-        ex.start(PolyEvaluator())
+        ex.start(EvaluationWorker(PolyEvaluator()))
         assert ex.capacity == 4
     with pytest.raises(RuntimeError, match="start"):
         RayExecutor().capacity  # noqa: B018 -- unknown before start
@@ -265,9 +268,9 @@ def test_default_capacity_follows_cluster_cpus(local_ray):
 
 
 def test_timeout_fails_the_evaluation_and_executor_keeps_working(local_ray, tmp_path):
-    reqs = [Request(i, (2, 2, 2, 2, 2, 2), seed=i) for i in range(3)]
+    reqs = [Task(i, (2, 2, 2, 2, 2, 2), seed=i) for i in range(3)]
     with RayExecutor(max_in_flight=2, timeout_s=3.0) as ex:
-        ex.start(SleepyEvaluator(tmp_path, sleep_s=0.05, slow_seed=0, slow_s=60.0))
+        ex.start(EvaluationWorker(SleepyEvaluator(tmp_path, sleep_s=0.05, slow_seed=0, slow_s=60.0)))
         t0 = time.monotonic()
         got = run_all(ex, reqs)
         took = time.monotonic() - t0
@@ -276,31 +279,31 @@ def test_timeout_fails_the_evaluation_and_executor_keeps_working(local_ray, tmp_
         assert not got[1].failed and not got[2].failed
         assert took < 15.0
         # The slow task was cancelled, not retried, and the executor still runs work.
-        later = run_all(ex, [Request(10 + i, (3, 3, 3, 3, 3, 3), seed=10 + i) for i in range(2)])
+        later = run_all(ex, [Task(10 + i, (3, 3, 3, 3, 3, 3), seed=10 + i) for i in range(2)])
     assert attempts(tmp_path, 0) == 1
     assert [later[i].metrics["score"] for i in (10, 11)] == [63 + 0.5 * 3, 63 + 0.5 * 4]
 
 
 def test_evaluator_exception_becomes_one_line_failure(local_ray, tmp_path):
-    reqs = [Request(0, (0, 1, 2, 3, 4, 0), seed=0), Request(1, (1, 1, 1, 1, 1, 1), seed=1)]
+    reqs = [Task(0, (0, 1, 2, 3, 4, 0), seed=0), Task(1, (1, 1, 1, 1, 1, 1), seed=1)]
     with RayExecutor() as ex:
-        ex.start(RaisingEvaluator(tmp_path))
+        ex.start(EvaluationWorker(RaisingEvaluator(tmp_path)))
         got = run_all(ex, reqs)
     assert got[0].failed and got[0].metrics == {}
     assert got[0].error == "ValueError: bad arch (0, 1, 2, 3, 4, 0) second line of detail"
     assert got[1] == PolyEvaluator().evaluate((1, 1, 1, 1, 1, 1), 1)
     assert attempts(tmp_path, 0) == 1  # not retried
     serial = SerialExecutor()
-    serial.start(RaisingEvaluator(tmp_path))
+    serial.start(EvaluationWorker(RaisingEvaluator(tmp_path)))
     assert run_all(serial, reqs)[0].error == got[0].error
 
 
 def test_evaluator_exception_propagates_without_catch_errors(local_ray, tmp_path):
     with RayExecutor(catch_errors=False, max_in_flight=3) as ex:
-        ex.start(RaisingEvaluator(tmp_path))
-        ex.submit(Request(1, (1, 0, 0, 0, 0, 0), seed=1))
-        ex.submit(Request(0, (0, 0, 0, 0, 0, 0), seed=0))
-        ex.submit(Request(2, (2, 0, 0, 0, 0, 0), seed=2))
+        ex.start(EvaluationWorker(RaisingEvaluator(tmp_path)))
+        ex.submit(Task(1, (1, 0, 0, 0, 0, 0), seed=1))
+        ex.submit(Task(0, (0, 0, 0, 0, 0, 0), seed=0))
+        ex.submit(Task(2, (2, 0, 0, 0, 0, 0), seed=2))
         deadline = time.monotonic() + 20
         while len(list(tmp_path.glob("start-*"))) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -325,8 +328,8 @@ def test_evaluator_the_workers_cannot_load_fails_without_retries(local_ray):
     sys.modules[module.__name__] = module
     try:
         with RayExecutor(max_retries=3) as ex:
-            ex.start(driver_only())
-            got = run_all(ex, [Request(0, (1, 1, 1, 1, 1, 1), seed=0)])
+            ex.start(EvaluationWorker(driver_only()))
+            got = run_all(ex, [Task(0, (1, 1, 1, 1, 1, 1), seed=0)])
     finally:
         del sys.modules[module.__name__]
     assert got[0].failed
@@ -336,8 +339,8 @@ def test_evaluator_the_workers_cannot_load_fails_without_retries(local_ray):
 @pytest.mark.slow
 def test_worker_crash_is_retried_by_ray(local_ray, tmp_path):
     with RayExecutor(max_retries=1) as ex:
-        ex.start(CrashingEvaluator(tmp_path, crashes=1))
-        got = run_all(ex, [Request(0, (4, 3, 2, 1, 0, 4), seed=5)])
+        ex.start(EvaluationWorker(CrashingEvaluator(tmp_path, crashes=1)))
+        got = run_all(ex, [Task(0, (4, 3, 2, 1, 0, 4), seed=5)])
     assert got[0] == PolyEvaluator().evaluate((4, 3, 2, 1, 0, 4), 5)
     assert attempts(tmp_path, 5) == 2
 
@@ -349,13 +352,13 @@ def test_crash_after_ray_retries_is_resubmitted_then_given_up(local_ray, tmp_pat
     resubmitted.mkdir()
     doomed.mkdir()
     with RayExecutor(max_retries=1) as ex:
-        ex.start(CrashingEvaluator(resubmitted, crashes=2))
-        got = run_all(ex, [Request(0, (1, 2, 3, 4, 0, 1), seed=10)])
+        ex.start(EvaluationWorker(CrashingEvaluator(resubmitted, crashes=2)))
+        got = run_all(ex, [Task(0, (1, 2, 3, 4, 0, 1), seed=10)])
     assert got[0] == PolyEvaluator().evaluate((1, 2, 3, 4, 0, 1), 10)
     assert attempts(resubmitted, 10) == 3
     with RayExecutor(max_retries=1) as ex:
-        ex.start(CrashingEvaluator(doomed, crashes=100))
-        got = run_all(ex, [Request(0, (1, 2, 3, 4, 0, 1), seed=10)])
+        ex.start(EvaluationWorker(CrashingEvaluator(doomed, crashes=100)))
+        got = run_all(ex, [Task(0, (1, 2, 3, 4, 0, 1), seed=10)])
     assert got[0].failed and got[0].metrics == {}
     assert got[0].error.startswith("worker lost after 2 submission(s): WorkerCrashedError: ")
     assert "\n" not in got[0].error
@@ -364,7 +367,7 @@ def test_crash_after_ray_retries_is_resubmitted_then_given_up(local_ray, tmp_pat
 
 def test_evaluations_without_gpus_see_no_gpus(local_ray):
     with RayExecutor(gpus_per_eval=0.0) as ex:
-        ex.start(DeviceReporter())
+        ex.start(EvaluationWorker(DeviceReporter()))
         got = run_all(ex, requests(2))
     assert [got[i].info for i in (0, 1)] == [{"cuda_visible": ""}] * 2
 
@@ -372,19 +375,19 @@ def test_evaluations_without_gpus_see_no_gpus(local_ray):
 def test_unsatisfiable_resources_raise_at_start(local_ray):
     ex = RayExecutor(gpus_per_eval=0.5)
     with pytest.raises(ConfigError, match=r"gpus_per_eval=0\.5 but the Ray cluster has no GPUs"):
-        ex.start(PolyEvaluator())
+        ex.start(EvaluationWorker(PolyEvaluator()))
     ex = RayExecutor(cpus_per_eval=3)
     with pytest.raises(ConfigError, match=r"cpus_per_eval=3 .*largest node: CPU=2\.0"):
-        ex.start(PolyEvaluator())
+        ex.start(EvaluationWorker(PolyEvaluator()))
     with pytest.raises(RuntimeError, match="before start"):
-        ex.submit(Request(0, (0,) * 6, 0))
+        ex.submit(Task(0, (0,) * 6, 0))
     assert ray.is_initialized()
 
 
 def test_connected_to_another_cluster_is_an_error(local_ray):
     ex = RayExecutor(address="127.0.0.1:1")
     with pytest.raises(RuntimeError, match="already connected"):
-        ex.start(PolyEvaluator())
+        ex.start(EvaluationWorker(PolyEvaluator()))
 
 
 # -- Config ------------------------------------------------------------------------------
@@ -393,19 +396,19 @@ def test_connected_to_another_cluster_is_an_error(local_ray):
 @pytest.mark.parametrize(
     ("kwargs", "quoted"),
     [
-        ({"cpus_per_eval": 0}, "cpus_per_eval 0"),
-        ({"cpus_per_eval": 0.00001}, "cpus_per_eval 1e-05"),
-        ({"gpus_per_eval": -0.5}, "gpus_per_eval -0.5"),
-        ({"max_in_flight": 0}, "max_in_flight 0"),
-        ({"max_retries": -1}, "max_retries -1"),
-        ({"max_retries": True}, "max_retries True"),
-        ({"timeout_s": 0}, "timeout_s 0"),
-        ({"timeout_s": math.inf}, "timeout_s inf"),
-        ({"num_cpus": 0}, "num_cpus 0"),
-        ({"address": "head-node"}, "address 'head-node'"),
-        ({"address": "127.0.0.1:99999"}, "address '127.0.0.1:99999'"),
+        ({"cpus_per_eval": 0}, "invalid value 0 for 'cpus_per_eval'"),
+        ({"cpus_per_eval": 0.00001}, "invalid value 1e-05 for 'cpus_per_eval'"),
+        ({"gpus_per_eval": -0.5}, "invalid value -0.5 for 'gpus_per_eval'"),
+        ({"max_in_flight": 0}, "invalid value 0 for 'max_in_flight'"),
+        ({"max_retries": -1}, "invalid value -1 for 'max_retries'"),
+        ({"max_retries": True}, "invalid value True for 'max_retries'"),
+        ({"timeout_s": 0}, "invalid value 0 for 'timeout_s'"),
+        ({"timeout_s": math.inf}, "invalid value inf for 'timeout_s'"),
+        ({"num_cpus": 0}, "invalid value 0 for 'num_cpus'"),
+        ({"address": "head-node"}, "invalid value 'head-node' for 'address'"),
+        ({"address": "127.0.0.1:99999"}, "invalid value '127.0.0.1:99999' for 'address'"),
         ({"address": "127.0.0.1:6379", "num_cpus": 2}, "num_cpus=2"),
-        ({"catch_errors": "yes"}, "catch_errors 'yes'"),
+        ({"catch_errors": "yes"}, "invalid value 'yes' for 'catch_errors'"),
     ],
 )
 def test_bad_config_values_are_named(kwargs, quoted):
@@ -426,7 +429,7 @@ def test_config_from_yaml_mapping():
     assert RayExecutor.from_config(cfg).config == cfg
     with pytest.raises(ConfigError, match="unknown key 'workers'.*max_in_flight"):
         from_dict(RayExecutorConfig, {"workers": 4})
-    with pytest.raises(ConfigError, match="invalid max_in_flight 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'max_in_flight'"):
         from_dict(RayExecutorConfig, {"max_in_flight": 0})
     with pytest.raises(ConfigError, match="'two'.*cpus_per_eval"):
         from_dict(RayExecutorConfig, {"cpus_per_eval": "two"})
@@ -465,16 +468,16 @@ def test_node_loss_on_a_cluster_loses_no_evaluation(loopback_cluster, tmp_path):
     reqs = requests(20, seed=3)
     evaluator = SleepyEvaluator(tmp_path, sleep_s=0.4)
     ex = RayExecutor(address=cluster.address, max_retries=3)
-    ex.start(evaluator)
+    ex.start(EvaluationWorker(evaluator))
     assert ex.capacity == 2  # two 1-CPU workers; the head has no CPUs
     for r in reqs:
         ex.submit(r)
     got: dict[int, Evaluation] = {}
     removed = None
     while ex.num_pending:
-        for r, ev in ex.wait():
-            assert r.eval_id not in got
-            got[r.eval_id] = ev
+        for outcome in ex.wait():
+            assert outcome.task.task_id not in got
+            got[outcome.task.task_id] = as_evaluation(outcome)
         if removed is None and len(got) >= 6:
             # Kill the node of the evaluation that started last and is still running.
             victim = running_node(tmp_path)
@@ -486,7 +489,7 @@ def test_node_loss_on_a_cluster_loses_no_evaluation(loopback_cluster, tmp_path):
     assert not ray.is_initialized()  # it connected, so it disconnected
     assert sorted(got) == list(range(20))
     for r in reqs:
-        assert got[r.eval_id] == PolyEvaluator().evaluate(r.arch, r.seed)
+        assert got[r.task_id] == PolyEvaluator().evaluate(r.payload, r.seed)
     spans = intervals(tmp_path)
     assert sorted(spans) == [r.seed for r in reqs]
     # The evaluation running on the removed node was started twice and finished on the

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -59,7 +58,7 @@ def test_run_directory_contents(tmp_path, nb201_env):
     evals = [r for r in records if r["type"] == "eval"]
     cands = [r for r in records if r["type"] == "candidate"]
     assert [r["eval_id"] for r in evals] == list(range(len(evals)))
-    assert len(cands) == len(result.history) and cands[-1]["used_evaluations"] == len(evals)
+    assert len(cands) == result.summary["candidates"] and cands[-1]["used_evaluations"] == len(evals)
     assert (run / "checkpoint.pkl").exists() and (run / "result.json").exists()
     assert result.summary["best"]["arch"].startswith("|")
 
@@ -146,11 +145,60 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, nb201_env):
     before = (tmp_path / "r" / "log.jsonl").read_bytes()
     result = resume_search(tmp_path / "r")
     assert (tmp_path / "r" / "log.jsonl").read_bytes() == before
-    assert result.summary["stop_reason"] == "finished before"
+    assert result.summary == json.loads((tmp_path / "r" / "result.json").read_text())
+
+
+def test_resume_extends_the_budget_of_a_finished_run(tmp_path, nb201_env):
+    cfg = write_config(tmp_path)
+    start_search(cfg, ["budget.evaluations=600"], run_dir=tmp_path / "long")
+    start_search(cfg, run_dir=tmp_path / "short")
+    result = resume_search(tmp_path / "short", ["budget.evaluations=600"])
+    extended = [r for r in strip(read_log(tmp_path / "short")) if r["type"] != "extend"]
+    assert extended == strip(read_log(tmp_path / "long"))
+    assert result.summary == json.loads((tmp_path / "long" / "result.json").read_text())
+    assert yaml.safe_load((tmp_path / "short" / "config.yaml").read_text())["budget"]["evaluations"] == 600
+    from evonas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--resume takes overrides of budget.\\* only"):
+        resume_search(tmp_path / "short", ["seed=9"])
+
+
+def test_a_search_whose_evaluations_all_fail_exits_non_zero(tmp_path, capsys, nb201_env):
+    from evonas.cli import main
+
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        "import evonas\n"
+        "from dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\n"
+        "class C:\n"
+        "    pass\n"
+        "class Broken:\n"
+        "    metric_names = ('acc',)\n"
+        "    def __init__(self, config, *, space):\n"
+        "        pass\n"
+        "    def evaluate(self, arch, seed):\n"
+        "        raise RuntimeError('the GPU is on fire')\n"
+        "Broken.Config = C\n"
+        "evonas.register('evaluator', 'broken_for_test', Broken)\n"
+    )
+    try:
+        code = main(["search", "--plugin", str(broken), "--config", str(write_config(tmp_path)), "--run-dir",
+                     str(tmp_path / "run"), "evaluator={name: broken_for_test}", "fitness.objectives=[{metric: acc}]",
+                     "budget.evaluations=6", "fitness.name=plain", "fitness.params={}"])
+    finally:
+        from evonas.evaluation import EVALUATORS
+
+        EVALUATORS.unregister("broken_for_test")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "every one of the 6 candidates failed" in err
+    assert "RuntimeError: the GPU is on fire" in err
+    assert (tmp_path / "run" / "log.jsonl").exists()
 
 
 def test_report(tmp_path, nb201_env):
-    from evonas.report import write_report
+    from evonas.runs import report_run as write_report
 
     cfg = write_config(
         tmp_path,

@@ -11,17 +11,18 @@ ray = pytest.importorskip("ray")
 import _toys  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from evonas.config import ComponentConfig  # noqa: E402
 from evonas.evaluation import TabularEvaluator, TabularEvaluatorConfig  # noqa: E402
 from evonas.executors import RayExecutor, SerialExecutor  # noqa: E402
 from evonas.executors import init_local_ray  # noqa: E402
 from evonas.fitness import NeighbourhoodAwareFitness, Objective, PlainFitness  # noqa: E402
 from evonas.search import Budget, Search  # noqa: E402
-from evonas.spaces import NB201Space  # noqa: E402
+from evonas.spaces import get_space  # noqa: E402
 from evonas.strategies import NSGA2, NSGA2Config, RandomSearch  # noqa: E402
 
 ray.cloudpickle.register_pickle_by_value(_toys)
 pytestmark = pytest.mark.ray
-SPACE = NB201Space()
+SPACE = get_space("nb201")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def history(executor, strategy, fitness, evaluator, budget, seed=0):
 
 
 def test_nsga2_on_ray_equals_serial(local_ray, nb201_path):
-    evaluator = TabularEvaluator(TabularEvaluatorConfig(path=str(nb201_path), metric="cifar10-valid_valid_acc", noisy=True))
+    tables = (ComponentConfig("nb201", {"path": str(nb201_path)}),)
+    evaluator = TabularEvaluator(TabularEvaluatorConfig(tables=tables, metric="cifar10-valid_valid_acc", noisy=True), SPACE)
     objectives = (Objective("cifar10-valid_valid_acc"), Objective("params_M", "min"))
 
     def run(executor):

@@ -8,7 +8,7 @@ import pytest
 from evonas.errors import ArchError, UnknownChoiceError
 from evonas.spaces import SPACES, NB201Space, get_space, nb201_unique_str
 
-SPACE = NB201Space()
+SPACE = get_space("nb201")
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
 
@@ -152,6 +152,6 @@ def test_canonical_classes_have_equal_table_accuracy_up_to_seed_noise(nb201_tabl
 def test_registry():
     assert "nb201" in SPACES
     assert isinstance(get_space("nb201"), NB201Space)
-    with pytest.raises(UnknownChoiceError, match="valid choices: nb201"):
+    with pytest.raises(UnknownChoiceError, match="valid choices: chain, nb201"):  # chain: the test plugin
         get_space("darts")
     assert pickle.loads(pickle.dumps(SPACE)).format((0,) * 6) == SPACE.format((0,) * 6)

@@ -9,12 +9,12 @@ from evonas.errors import ConfigError
 from evonas.fitness import Objective, PlainFitness
 from evonas.executors import SerialExecutor
 from evonas.search import Budget, Search
-from evonas.spaces import NB201Space
+from evonas.spaces import get_space
 from evonas.strategies import NSGA2, STRATEGIES, NSGA2Config, RandomSearch, REAConfig, RegularizedEvolution
 
 from _toys import SumEvaluator
 
-SPACE = NB201Space()
+SPACE = get_space("nb201")
 
 
 def run(name, seed, objectives=("score",), n=120, noise=0.0):
@@ -69,7 +69,7 @@ def test_rea_mechanics():
     # failures never join the population
     s.tell(SPACE.sample(np.random.default_rng(1)), None)
     assert len(s.population) == 3
-    with pytest.raises(ConfigError, match="tournament_size must be >= 1; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'tournament_size'; expected an integer >= 1"):
         REAConfig(tournament_size=0)
 
 

@@ -1,4 +1,4 @@
-"""Supernet: single-path network, weight copy, samplers (registry contract), evaluator."""
+"""Supernet: single-path network, weight copy, the supernet and sampler registries, evaluator."""
 
 from __future__ import annotations
 
@@ -8,33 +8,35 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _toys import trained_toy_supernet
 from torch import nn
 
-from _toys import trained_toy_supernet
-
+from evonas.config import ComponentConfig
 from evonas.data import DatasetConfig
-from evonas.errors import ConfigError, UnknownChoiceError
-from evonas.spaces import NB201Space
+from evonas.errors import CapabilityError, ConfigError, UnknownChoiceError
+from evonas.spaces import get_space
 from evonas.supernet import (
     SAMPLERS,
+    SUPERNETS,
     EvalData,
     NoveltySampler,
     PredictorEvaluator,
     ProxyMemory,
     SuperNet,
-    fit_proxy_predictor,
     SupernetEvalConfig,
     SupernetEvaluator,
-    SupernetSpec,
+    build_supernet,
     coverage,
     cumulative_bn,
+    fit_proxy_predictor,
     lr_at,
     make_sampler,
     num_conv3x3,
     op_balance,
 )
 
-SPACE = NB201Space()
+SPACE = get_space("nb201")
+TOY = ComponentConfig("nb201", {"channels": 4, "cells_per_stage": 1})  # the supernet of _toys.trained_toy_supernet
 ARCHS = [
     (3, 3, 3, 3, 3, 3),
     (1, 2, 4, 0, 1, 2),
@@ -139,11 +141,21 @@ def test_sampled_conv_bn_updates_running_stats():
 
 
 def test_supernet_rejects_bad_sizes_and_archs():
-    with pytest.raises(ConfigError, match="SuperNet C must be a positive integer; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'C' of SuperNet; expected an integer >= 1"):
         SuperNet(C=0)
     net = SuperNet(C=2, N=1)
     with pytest.raises(ValueError, match="nb201 architecture must be a tuple of 6 op indices"):
         net(torch.randn(1, 3, 8, 8), (5, 0, 0, 0, 0, 0))
+
+
+def test_supernet_registry_builds_the_configured_size_for_its_space():
+    entry = SUPERNETS.get("nb201")
+    assert entry.space == "nb201" and entry.Config().cells_per_stage == 1
+    net = build_supernet(ComponentConfig("nb201", {"channels": 6, "cells_per_stage": 2}), SPACE, 7, 1)
+    assert isinstance(net, SuperNet) and (net.C, net.N, net.num_classes, net.in_channels) == (6, 2, 7, 1)
+    assert sum(isinstance(m, nn.Module) and hasattr(m, "edges") for m in net.cells) == 6  # 3 stages x N
+    with pytest.raises(UnknownChoiceError, match="unknown supernet 'darts'; valid choices: nb201"):
+        build_supernet(ComponentConfig("darts"), SPACE, 10, 3)
 
 
 def test_cumulative_bn_gives_the_plain_mean_of_batch_statistics():
@@ -198,17 +210,40 @@ def test_sampler_registry_errors():
         make_sampler("random", SPACE)
     with pytest.raises(ConfigError, match="unknown key 'sampler.params.kk'"):
         make_sampler("novelty", SPACE, {"kk": 3})
-    with pytest.raises(ConfigError, match="sampler.params.k must be an integer >= 1; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'sampler.params.k'; expected an integer >= 1"):
         make_sampler("novelty", SPACE, {"k": 0})
-    with pytest.raises(ConfigError, match="base cannot be 'fair'"):
-        make_sampler("fair", SPACE, {"base": "fair"})
-    with pytest.raises(ConfigError, match=r"sampler.params.explore must be a number in \[0, 1\]; got 1.5"):
+    with pytest.raises(ConfigError, match="invalid value 'fair' for 'sampler.params.base.name'; the fair sampler does not nest"):
+        make_sampler("fair", SPACE, {"base": {"name": "fair"}})
+    with pytest.raises(UnknownChoiceError, match="unknown sampler 'unifrom'"):
+        make_sampler("fair", SPACE, {"base": {"name": "unifrom"}})
+    with pytest.raises(ConfigError, match=r"invalid value 1.5 for 'sampler.params.explore'; expected a finite number in \[0, 1\]"):
         make_sampler("importance", SPACE, {"explore": 1.5})
+
+
+class _BareSpace:
+    """A space with the core protocol only (no capabilities): 4 positions of 0/1."""
+
+    name = "bare"
+    capabilities: frozenset = frozenset()
+
+    def sample(self, rng):
+        return tuple(int(v) for v in rng.integers(0, 2, size=4))
+
+
+@pytest.mark.parametrize("name", SAMPLERS.names())
+def test_samplers_declare_the_capabilities_they_use(name):
+    cls = SAMPLERS.get(name)
+    if not cls.requires:  # it only samples: works on any space
+        assert all(len(p) == 4 for p in make_sampler(name, _BareSpace()).propose(np.random.default_rng(0)))
+        return
+    with pytest.raises(CapabilityError, match=f"sampler '{name}' needs a search space with fixed_length; space 'bare'") as info:
+        make_sampler(name, _BareSpace())
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("base", ["uniform", "novelty", "importance"])
 def test_fair_sampler_covers_every_op_once_per_edge(base):
-    sampler = make_sampler("fair", SPACE, {"base": base})
+    sampler = make_sampler("fair", SPACE, {"base": {"name": base}})
     rng = np.random.default_rng(0)
     counts = np.zeros((6, 5), dtype=int)
     for _ in range(20):
@@ -221,7 +256,7 @@ def test_fair_sampler_covers_every_op_once_per_edge(base):
 
 
 def test_fair_sampler_first_path_comes_from_its_base():
-    fair = make_sampler("fair", SPACE, {"base": "novelty", "base_params": {"warmup_steps": 0}})
+    fair = make_sampler("fair", SPACE, {"base": {"name": "novelty", "params": {"warmup_steps": 0}}})
     rng = np.random.default_rng(5)
     for _ in range(10):
         paths = fair.propose(rng)
@@ -232,6 +267,8 @@ def test_fair_sampler_first_path_comes_from_its_base():
 class _SmallSpace:
     """3 edges x 3 ops = 27 architectures, with NB201-style sample and mutate."""
 
+    name = "small"
+    capabilities = frozenset({"fixed_length"})
     length, num_choices, size = 3, 3, 27
 
     def sample(self, rng):
@@ -299,7 +336,7 @@ def _digits_supernet(splits) -> SuperNet:
 def test_evaluator_caches_and_restores_bn_statistics(digits):
     net = _digits_supernet(digits)
     config = SupernetEvalConfig(bn_batches=2, batch_size=32, val_images=40)
-    ev = SupernetEvaluator.attached(net, digits, config, dataset=DIGITS)
+    ev = SupernetEvaluator.attached(net, SPACE, TOY, digits, config, dataset=DIGITS)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     first = ev.evaluate((3, 3, 3, 1, 3, 3), seed=1)
     assert set(first.metrics) == set(ev.metric_names) == {"val_loss", "val_acc"}
@@ -323,9 +360,9 @@ def test_bn_reestimation_makes_results_independent_of_stored_statistics(digits):
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.fill_(3.0)
             m.running_var.fill_(50.0)
-    recal = [SupernetEvaluator.attached(n, digits, config).evaluate(arch).metrics for n in (clean, spoiled)]
+    recal = [SupernetEvaluator.attached(n, SPACE, TOY, digits, config).evaluate(arch).metrics for n in (clean, spoiled)]
     assert recal[0] == recal[1]
-    raw = [SupernetEvaluator.attached(n, digits, plain).evaluate(arch).metrics for n in (clean, spoiled)]
+    raw = [SupernetEvaluator.attached(n, SPACE, TOY, digits, plain).evaluate(arch).metrics for n in (clean, spoiled)]
     assert raw[0] != raw[1]
     # the recalibrated statistics are those of the fixed training batches: the standalone
     # network of the arch, recalibrated the same way, gives the same loss
@@ -347,19 +384,19 @@ def test_evaluators_follow_the_memory_format(digits, monkeypatch):
     net = _digits_supernet(digits)
     config = SupernetEvalConfig(bn_batches=1, batch_size=32, val_images=40)
     arch = (3, 2, 3, 1, 3, 2)
-    plain = SupernetEvaluator.attached(net, digits, config)
+    plain = SupernetEvaluator.attached(net, SPACE, TOY, digits, config)
     assert plain.channels_last is False
     expected = plain.evaluate(arch).metrics
     net.to(memory_format=torch.channels_last)
-    nhwc = SupernetEvaluator.attached(net, digits, config)
+    nhwc = SupernetEvaluator.attached(net, SPACE, TOY, digits, config)
     assert nhwc.channels_last is True
     got = nhwc.evaluate(arch).metrics
     assert got["val_loss"] == pytest.approx(expected["val_loss"], rel=1e-5)
     assert got["val_acc"] == expected["val_acc"]
     # from weights: "auto" resolves on the device when the supernet is built
     for available in (True, False):
-        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: available)
-        ev = SupernetEvaluator(net.state_dict(), SupernetSpec(4, 1), DIGITS, config, num_classes=10, in_channels=1)
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda available=available: available)
+        ev = SupernetEvaluator(net.state_dict(), SPACE, TOY, DIGITS, config, num_classes=10, in_channels=1)
         assert ev.channels_last == "auto"
         ev.model()
         assert ev.channels_last is prefers_channels_last(torch.device("cpu")) is available
@@ -368,13 +405,14 @@ def test_evaluators_follow_the_memory_format(digits, monkeypatch):
 def test_evaluator_pickles_with_its_weights(digits):
     net = _digits_supernet(digits)
     config = SupernetEvalConfig(bn_batches=1, batch_size=32, val_images=30)
-    ev = SupernetEvaluator.attached(net, digits, config, dataset=DIGITS)
+    ev = SupernetEvaluator.attached(net, SPACE, TOY, digits, config, dataset=DIGITS)
     copy = pickle.loads(pickle.dumps(ev))
     assert copy._model is None and copy.weights
     arch = (1, 3, 4, 2, 0, 3)
     assert copy.evaluate(arch).metrics == ev.evaluate(arch).metrics
+    # the memory format of the live supernet (contiguous): another one rounds differently
     standalone = SupernetEvaluator(
-        net.state_dict(), SupernetSpec(4, 1), DIGITS, config, num_classes=10, in_channels=1
+        net.state_dict(), SPACE, TOY, DIGITS, config, num_classes=10, in_channels=1, channels_last=False
     )
     assert standalone.evaluate(arch).metrics == ev.evaluate(arch).metrics
 
@@ -400,14 +438,14 @@ def test_predictor_evaluator_batches_and_caches():
             Counting.calls += 1
             return super().predict(archs)
 
-    ev = PredictorEvaluator(Counting())
+    ev = PredictorEvaluator(Counting(), SPACE)
     many = ev.evaluate_many([(3,) * 6, (0,) * 6, (3,) * 6])
     assert [e.metrics["proxy_val_loss"] for e in many] == [-6.0, 0.0, -6.0]
     assert Counting.calls == 1
     assert ev.evaluate((0,) * 6).metrics == {"proxy_val_loss": 0.0} and Counting.calls == 1
     assert ev.metric_names == ("proxy_val_loss",)
     with pytest.raises(ConfigError, match="needs an estimator with predict"):
-        PredictorEvaluator(object())
+        PredictorEvaluator(object(), SPACE)
 
 
 def test_proxy_predictor_ensemble_averages_differently_seeded_fits():
@@ -426,7 +464,7 @@ def test_proxy_predictor_ensemble_averages_differently_seeded_fits():
     np.testing.assert_allclose(mean, members.mean(axis=0))
     np.testing.assert_allclose(std, members.std(axis=0))
     np.testing.assert_allclose(ens.estimators_[0].predict(test), single.predict(test))
-    with pytest.raises(ConfigError, match="proxy.ensemble must be an integer >= 1; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'proxy.ensemble'; expected an integer >= 1"):
         fit_proxy_predictor(memory, "rf", params, ensemble=0)
 
 

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 # tests/conftest.py sets Ray's loopback environment before anything imports Ray.
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from _toys import trained_toy_supernet  # noqa: E402
+import numpy as np
+import pytest
+from _toys import trained_toy_supernet
 
-from evonas.data import DatasetConfig  # noqa: E402
-from evonas.errors import ConfigError  # noqa: E402
-from evonas.executors._base import Request  # noqa: E402
-from evonas.spaces import NB201Space  # noqa: E402
-from evonas.supernet import SupernetActorEvaluator, SupernetEvalConfig, SupernetEvaluator, SupernetSpec  # noqa: E402
+from evonas.config import ComponentConfig
+from evonas.data import DatasetConfig
+from evonas.errors import ConfigError
+from evonas.evaluation import EvaluationWorker
+from evonas.executors import Task
+from evonas.spaces import get_space
+from evonas.supernet import (
+    SupernetActorEvaluator,
+    SupernetEvalConfig,
+    SupernetEvaluator,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 DIGITS = DatasetConfig(name="digits", max_train=128, max_val=40, max_test=16)
-SPACE = NB201Space()
+SPACE = get_space("nb201")
+TOY = ComponentConfig("nb201", {"channels": 4, "cells_per_stage": 1})  # the supernet of trained_toy_supernet
 
 
 def _evaluator() -> SupernetEvaluator:
@@ -24,7 +31,7 @@ def _evaluator() -> SupernetEvaluator:
     config = SupernetEvalConfig(bn_batches=1, batch_size=32, val_images=32)
     # one thread in both places: oneDNN's channels-last kernels round differently with more threads
     return SupernetEvaluator(
-        net.state_dict(), SupernetSpec(4, 1), DIGITS, config, num_classes=10, in_channels=1, num_threads=1
+        net.state_dict(), SPACE, TOY, DIGITS, config, num_classes=10, in_channels=1, num_threads=1
     )
 
 
@@ -39,15 +46,11 @@ def test_actor_evaluator_through_the_ray_executor_matches_in_process_results():
     executor = RayExecutor(cpus_per_eval=0.25, max_in_flight=2, catch_errors=False)
     try:
         served = SupernetActorEvaluator(_evaluator(), num_actors=2, num_cpus=0.5)
-        executor.start(served)
-        for i, arch in enumerate(archs):
-            executor.submit(Request(i, arch, seed=i))
-        done = {}
-        while executor.num_pending:
-            for request, evaluation in executor.wait():
-                assert not evaluation.failed, evaluation.error
-                done[request.eval_id] = evaluation.metrics
-        assert [done[i] for i in range(len(archs))] == expected
+        assert served.space == SPACE
+        outcomes = executor.run_all(EvaluationWorker(served), [Task(i, arch, seed=i) for i, arch in enumerate(archs)])
+        for outcome in outcomes:
+            assert not outcome.failed and not outcome.value.failed, outcome.error
+        assert [o.value.metrics for o in outcomes] == expected
         stats = served.stats()
         # each actor built the supernet once; the repeated architecture hit its actor's cache
         assert sum(s["misses"] for s in stats) == 7 and sum(s["hits"] for s in stats) == 1
@@ -60,5 +63,5 @@ def test_actor_evaluator_through_the_ray_executor_matches_in_process_results():
 
 
 def test_actor_evaluator_checks_its_arguments():
-    with pytest.raises(ConfigError, match="num_actors must be a positive integer; got 0"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'num_actors' of SupernetActorEvaluator; expected an integer >= 1"):
         SupernetActorEvaluator(_evaluator(), num_actors=0)

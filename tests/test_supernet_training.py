@@ -1,20 +1,33 @@
-"""Supernet training: configs, checkpoint and resume, the proxy-validation loop, the CLI."""
+"""Supernet training: configs, capabilities, checkpoint and resume, the proxy-validation
+loop, the run lifecycle (report, rank) and the command line."""
 
 from __future__ import annotations
 
-import argparse
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from evonas.errors import ConfigError, EvonasError, RunDirError, UnknownChoiceError
-from evonas.runs import RunDir
+import evonas
+from evonas.cli import main as cli_main
+from evonas.config import ComponentConfig, load_config, to_dict
+from evonas.errors import (
+    CapabilityError,
+    ConfigError,
+    EvonasError,
+    RunDirError,
+    UnknownChoiceError,
+)
+from evonas.runs import RunDir, report_run, resume_run
+from evonas.spaces import SpaceBase, get_space
 from evonas.supernet import (
-    KIND,
+    SUPERNET,
     PredictorEvaluator,
+    SupernetEvaluator,
     SupernetRunConfig,
     SupernetTrainer,
     load_predictor,
@@ -23,10 +36,10 @@ from evonas.supernet import (
     resume_training,
     start_training,
 )
-from evonas.supernet._cli import main as supernet_main
-from evonas.supernet._run import load_run_config, read_records
+from evonas.supernet._run import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
+SPACE = get_space("nb201")
 
 TINY = [
     "dataset.name=digits",
@@ -34,11 +47,12 @@ TINY = [
     "dataset.max_val=48",
     "dataset.max_test=16",
     "dataset.val_fraction=0.2",
-    "supernet.channels=4",
-    "supernet.cells_per_stage=1",
+    "supernet.name=nb201",
+    "supernet.params.channels=4",
+    "supernet.params.cells_per_stage=1",
     "train.batch_size=32",
     "train.steps=8",
-    "train.device=cpu",
+    "train.compute.device=cpu",
     "evaluation.bn_batches=1",
     "evaluation.batch_size=32",
     "evaluation.val_images=32",
@@ -57,25 +71,44 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+def _config(overrides: list[str], path: Path | None = None) -> SupernetRunConfig:
+    return load_config(SupernetRunConfig, path, overrides)
+
+
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_supernet(run_dir).state_dict()
 
 
 # -------------------------------------------------------------------------------- config
 @pytest.mark.parametrize(("overrides", "error", "message"), [
-    (["sampler.name=random"], EvonasError, "unknown sampler 'random'; valid choices: fair, importance, novelty, uniform"),
-    (["train.steps=0"], ConfigError, "train.steps must be an integer >= 1; got 0"),
-    (["train.lr=-1"], ConfigError, "train.lr must be a number > 0.0; got -1"),
+    (["sampler.name=random"], UnknownChoiceError, "unknown sampler 'random'; valid choices: fair, importance, novelty, uniform"),
+    (["train.steps=0"], ConfigError, "invalid value 0 for 'train.steps'; expected an integer >= 1"),
+    (["train.optim.lr=-1"], ConfigError, "invalid value -1.0 for 'train.optim.lr'; expected a finite number > 0"),
     (["train.stepz=3"], ConfigError, "unknown key 'train.stepz'"),
-    (["space=nasbench101"], EvonasError, "unknown search space 'nasbench101'"),
-    (["evaluation.val_images=0"], ConfigError, "evaluation.val_images must be an integer >= 1 or null; got 0"),
-    (["train.device=gpu"], ConfigError, "train.device: invalid device 'gpu'"),
-    (["proxy.every=-1"], ConfigError, "proxy.every must be an integer >= 0; got -1"),
-    (["proxy.ensemble=0"], ConfigError, "proxy.ensemble must be an integer >= 1; got 0"),
+    (["train.lr=0.1"], ConfigError, "unknown key 'train.lr'; valid keys: archs_per_step, batch_size, compute, optim"),
+    (["space.name=nasbench101"], UnknownChoiceError, "unknown search space 'nasbench101'"),
+    (["supernet.name=darts"], UnknownChoiceError, "unknown supernet 'darts'; valid choices: nb201"),
+    (["supernet.params.channels=0"], ConfigError, "invalid value 0 for 'supernet.params.channels'; expected an integer >= 1"),
+    (["evaluation.val_images=0"], ConfigError, "invalid value 0 for 'evaluation.val_images'; expected an integer >= 1"),
+    (["train.compute.device=gpu"], ConfigError, "invalid device 'gpu'"),
+    (["proxy.every=-1"], ConfigError, "invalid value -1 for 'proxy.every'; expected an integer >= 0"),
+    (["proxy.ensemble=0"], ConfigError, "invalid value 0 for 'proxy.ensemble'; expected an integer >= 1"),
+    (["proxy.archs_per_round=1"], ConfigError, "invalid value 1 for 'proxy.archs_per_round'; expected an integer >= 2"),
+    (["sampler.name=novelty", "sampler.params.k=0"], ConfigError, "invalid value 0 for 'sampler.params.k'"),
 ])
 def test_bad_config_values_raise_one_line_errors(overrides, error, message):
-    with pytest.raises(error, match=message):
-        load_run_config(None, TINY + overrides)
+    with pytest.raises(error, match=re.escape(message)) as info:
+        _config(TINY + overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_train_section_composes_the_shared_optimiser_and_compute_configs():
+    default = _config([]).train
+    assert (default.optim.lr, default.optim.grad_clip) == (0.05, 5.0)  # the supernet's defaults
+    train = _config(["train.optim.lr=0.2", "train.optim.min_lr=0.01", "train.compute.num_threads=2"]).train
+    assert (train.optim.lr, train.optim.min_lr, train.compute.num_threads) == (0.2, 0.01, 2)
+    with pytest.raises(ConfigError, match="expected a number <= lr"):
+        _config(["train.optim.lr=0.01", "train.optim.min_lr=0.1"])
 
 
 def test_bad_sampler_or_predictor_fails_before_the_run_directory_exists(tmp_path):
@@ -85,20 +118,112 @@ def test_bad_sampler_or_predictor_fails_before_the_run_directory_exists(tmp_path
         start_training(None, TINY + PROXY[:-1] + ["proxy.predictor=gea"], run_dir=tmp_path / "b")
     with pytest.raises(EvonasError, match="unknown hyper-parameter"):
         start_training(None, TINY + PROXY + ["proxy.predictor_params={depth: 3}"], run_dir=tmp_path / "c")
-    assert not any((tmp_path / d).exists() for d in "abc")
+    with pytest.raises(ConfigError, match="'train.batch_size'; expected at most the 192 training images"):
+        start_training(None, TINY + ["train.batch_size=500"], run_dir=tmp_path / "d")
+    assert not any((tmp_path / d).exists() for d in "abcd")
+
+
+# ------------------------------------------------------------------------- capabilities
+class _ChainSpace(SpaceBase):
+    """A plugin space of 3 binary positions with the core protocol only."""
+
+    name = "chain_test"
+    capabilities = frozenset()
+
+    def validate(self, arch):
+        return tuple(int(v) for v in arch)
+
+    def parse(self, text):
+        return tuple(int(c) for c in text)
+
+    def format(self, arch):
+        return "".join(map(str, arch))
+
+    def sample(self, rng):
+        return tuple(int(v) for v in rng.integers(0, 2, size=3))
+
+    def mutate(self, arch, rng):
+        i = int(rng.integers(3))
+        return tuple(1 - v if j == i else v for j, v in enumerate(arch))
+
+    def neighbors(self, arch):
+        return [tuple(1 - v if j == i else v for j, v in enumerate(arch)) for i in range(3)]
+
+    def canonical_key(self, arch):
+        return arch
+
+
+class _FixedChainSpace(_ChainSpace):
+    name = "chain_fixed_test"
+    capabilities = frozenset({"fixed_length"})
+    length, num_choices = 3, 2
+
+
+@dataclass(frozen=True)
+class _ChainSupernetConfig:
+    width: int = 4
+
+
+@pytest.fixture
+def chain_plugin():
+    """Two plugin spaces and a supernet registered for each; unregistered afterwards."""
+    from evonas.spaces import SPACES
+    from evonas.supernet import SUPERNETS
+
+    def factory(config, *, space, num_classes, in_channels):
+        raise AssertionError("the capability checks come before any supernet is built")
+
+    evonas.register("space", "chain_test", _ChainSpace)
+    evonas.register("space", "chain_fixed_test", _FixedChainSpace)
+    for space in ("chain_test", "chain_fixed_test"):
+        evonas.register("supernet", space, evonas.Component(_ChainSupernetConfig, factory, space=space))
+    yield
+    for name in ("chain_test", "chain_fixed_test"):
+        SPACES.unregister(name)
+        SUPERNETS.unregister(name)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["space.name=chain_test"],
+     "supernet 'nb201' serves space 'nb201', not the configured space 'chain_test'; supernets for 'chain_test': chain_test"),
+    (["space.name=chain_test", "supernet.name=chain_test", "supernet.params={}"],
+     ("supernet training (it counts the ops trained per position) needs a search space with fixed_length; "
+      "space 'chain_test' does not declare it")),
+    (["space.name=chain_fixed_test", "supernet.name=chain_fixed_test", "supernet.params={}"] + PROXY,
+     "the proxy loop (proxy.every > 0) needs a search space with enumerable; space 'chain_fixed_test'"),
+    (["space.name=chain_fixed_test", "supernet.name=chain_fixed_test", "supernet.params={}", "sampler.name=fair"],
+     None),  # the fair sampler only needs fixed_length: it passes the checks; the data come next
+])
+def test_a_space_lacking_capabilities_fails_on_one_line_before_the_run_exists(chain_plugin, tmp_path, overrides, message):
+    if message is None:
+        config = _config(TINY + overrides)
+        from evonas.supernet import check_capabilities
+
+        check_capabilities(config, config.space.build("space"))
+        return
+    with pytest.raises(CapabilityError, match=re.escape(message)) as info:
+        start_training(None, TINY + overrides, run_dir=tmp_path / "run")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_file_paths_are_relative_to_the_file(tmp_path):
-    (tmp_path / "c.yaml").write_text("dataset: {name: imagefolder, root: data/x.tar.gz}\ntable: t.csv.gz\n")
-    config = load_run_config(tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text("dataset: {name: imagefolder, root: data/x.tar.gz}\ntable: t.csv.gz\nrun_dir: runs/r\n")
+    config = _config([], tmp_path / "c.yaml")
     assert config.dataset.root == str(tmp_path / "data" / "x.tar.gz")
     assert config.table == str(tmp_path / "t.csv.gz")
+    assert config.run_dir == str(tmp_path / "runs" / "r")
+    # on the command line, relative to the current directory
+    assert _config(["table=t.csv.gz"], tmp_path / "c.yaml").table == str(Path.cwd() / "t.csv.gz")
 
 
 def test_shipped_config_is_valid():
-    config = load_run_config(ROOT / "configs" / "supernet-cifar10.yaml")
+    config = _config([], ROOT / "configs" / "supernet-cifar10.yaml")
     assert config.dataset.root == str((ROOT.parent / "shared" / "data" / "images" / "cifar10-jpg.tar.gz").resolve())
-    assert config.space == "nb201" and config.proxy.predictor == "gae"
+    assert config.space == ComponentConfig("nb201", {})
+    assert config.supernet == ComponentConfig("nb201", {"channels": 8, "cells_per_stage": 1})
+    assert config.sampler.name == "novelty" and config.sampler.params["archive_size"] == 5000  # defaults filled in
+    assert (config.train.optim.lr, config.train.optim.grad_clip, config.proxy.predictor) == (0.05, 5.0, "gae")
 
 
 # ------------------------------------------------------------------- checkpoint / resume
@@ -108,13 +233,13 @@ class _Killed(Exception):
 
 @pytest.mark.parametrize("sampler", [
     ["sampler.name=novelty", "sampler.params.warmup_steps=2"],
-    ["sampler.name=fair", "sampler.params.base=importance"],
+    ["sampler.name=fair", "sampler.params.base.name=importance"],
 ])
 def test_resume_after_a_kill_gives_the_weights_of_an_uninterrupted_run(tmp_path, sampler):
     overrides = TINY + PROXY + sampler
-    straight, summary = start_training(None, overrides, run_dir=tmp_path / "straight")
-    config = load_run_config(None, overrides)
-    run = RunDir.create(tmp_path / "killed", _resolved(config), config.seed, KIND)
+    straight = start_training(None, overrides, run_dir=tmp_path / "straight")
+    config = _config(overrides)
+    run = RunDir.create(tmp_path / "killed", to_dict(config), config.seed, SUPERNET.name)
 
     def kill(step: int) -> None:
         if step == 5:
@@ -125,31 +250,29 @@ def test_resume_after_a_kill_gives_the_weights_of_an_uninterrupted_run(tmp_path,
         trainer.train()
     run.close()
     assert not (tmp_path / "killed" / "supernet.pt").exists()
-    path, resumed = resume_training(tmp_path / "killed")
-    a, b = _weights(straight), _weights(path)
+    with open(tmp_path / "killed" / "log.jsonl", "a") as log:
+        log.write('{"type": "step", "st')  # a record torn by the kill
+    resumed = resume_training(tmp_path / "killed")
+    a, b = _weights(straight.run_dir), _weights(resumed.run_dir)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     for key in ("steps", "distinct_archs", "images", "proxy_memory", "final_loss", "op_balance"):
-        assert summary[key] == resumed[key], key
+        assert straight.summary[key] == resumed.summary[key], key
     # the log tells the same history: the records of steps 4-5 lost in the kill are superseded
     def history(p):
         return [(r["type"], r.get("step"), r.get("archs")) for r in read_records(RunDir.open(p)) if r["type"] != "resume"]
 
-    assert history(straight) == history(path)
-    # a finished run is not trained again
-    assert resume_training(path)[1] == resumed
-
-
-def _resolved(config: SupernetRunConfig) -> dict:
-    from evonas.supernet._config import resolved_dict
-
-    return resolved_dict(config)
+    assert history(straight.run_dir) == history(resumed.run_dir)
+    # a finished run is not trained again, and cannot be extended
+    assert resume_training(resumed.run_dir).summary == resumed.summary
+    with pytest.raises(ConfigError, match="--resume takes overrides of none only"):
+        resume_run(resumed.run_dir, ["train.steps=20"], kind="supernet")
 
 
 def test_run_directories_of_another_kind_or_unfinished_are_refused(tmp_path):
     RunDir.create(tmp_path / "s", {}, 0, "search").close()
     with pytest.raises(RunDirError, match="holds a 'search' run, not a 'supernet' run"):
         resume_training(tmp_path / "s")
-    RunDir.create(tmp_path / "u", {}, 0, KIND).close()
+    RunDir.create(tmp_path / "u", {}, 0, SUPERNET.name).close()
     with pytest.raises(RunDirError, match="has no supernet.pt: training has not finished"):
         load_supernet(tmp_path / "u")
 
@@ -161,7 +284,8 @@ def test_proxy_loop_fills_the_memory_and_fits_the_gae_predictor(tmp_path):
         "proxy.predictor_params={pretrain_archs: 40, pretrain_epochs: 2, epochs: 5, hidden: 8, latent: 4}",
         "sampler.name=importance",
     ]
-    path, summary = start_training(None, overrides, run_dir=tmp_path / "p")
+    result = start_training(None, overrides, run_dir=tmp_path / "p")
+    path, summary = result.run_dir, result.summary
     # rounds after steps 4 and 8 (final); the importance sampler gets the predictor each round
     assert summary["proxy_memory"] == 16 and summary["predictor_fitted"]
     records = [r for r in read_records(RunDir.open(path)) if r["type"] == "proxy"]
@@ -169,6 +293,7 @@ def test_proxy_loop_fills_the_memory_and_fits_the_gae_predictor(tmp_path):
     assert np.mean(records[0]["stored"]) == pytest.approx(0.0, abs=1e-9)
     proxy = load_predictor(path)
     assert isinstance(proxy, PredictorEvaluator) and type(proxy.predictor).__name__ == "GAEPredictor"
+    assert proxy.space == SPACE and proxy.predictor.space == "nb201"
     archs = [(3, 3, 3, 3, 3, 3), (0, 0, 0, 0, 0, 0)]
     values = [e.metrics["proxy_val_loss"] for e in proxy.evaluate_many(archs)]
     assert np.isfinite(values).all()
@@ -182,26 +307,24 @@ def test_proxy_rounds_start_late_and_an_ensemble_predictor_is_saved(tmp_path):
         "train.steps=12", "proxy.every=3", "proxy.start=5", "proxy.archs_per_round=4", "proxy.min_memory=4",
         "proxy.predictor=rf", "proxy.predictor_params={n_estimators: 4}", "proxy.ensemble=3",
     ]
-    path, summary = start_training(None, overrides, run_dir=tmp_path / "s")
-    records = [r for r in read_records(RunDir.open(path)) if r["type"] == "proxy"]
+    result = start_training(None, overrides, run_dir=tmp_path / "s")
+    records = [r for r in read_records(RunDir.open(result.run_dir)) if r["type"] == "proxy"]
     # rounds after steps 5, 8 and 11, then the final one; only the final round fits (no feedback sampler)
     assert [(r["step"], r["final"], r["fitted"]) for r in records] == [
         (5, False, False), (8, False, False), (11, False, False), (12, True, True)
     ]
-    assert summary["proxy_memory"] == 16
-    proxy = load_predictor(path)
+    assert result.summary["proxy_memory"] == 16
+    proxy = load_predictor(result.run_dir)
     assert type(proxy.predictor).__name__ == "EnsemblePredictor"
     assert [m.random_state for m in proxy.predictor.estimators_] == [0, 1, 2]
 
 
 def test_proxy_loop_never_evaluates_held_out_cells():
     from evonas.errors import ArchError
-    from evonas.spaces import NB201Space
 
-    space = NB201Space()
-    free = {space.from_ordinal(o) for o in (3, 5, 77, 901, 999, 4242, 12345, 15000)}
-    holdout = [a for a in map(space.from_ordinal, range(space.size)) if a not in free]
-    config = load_run_config(None, TINY + PROXY)
+    free = {SPACE.from_ordinal(o) for o in (3, 5, 77, 901, 999, 4242, 12345, 15000)}
+    holdout = [a for a in map(SPACE.from_ordinal, range(SPACE.size)) if a not in free]
+    config = _config(TINY + PROXY)
     result = SupernetTrainer(config, holdout=holdout).train()
     # rounds after steps 3 and 6 and a final one, 6 cells each, all drawn from the 8 free cells
     seen = result.state.memory.archs()
@@ -211,64 +334,101 @@ def test_proxy_loop_never_evaluates_held_out_cells():
 
 
 def test_uniform_run_without_proxy_writes_no_predictor(tmp_path):
-    path, summary = start_training(None, TINY + ["train.archs_per_step=2"], run_dir=tmp_path / "u")
-    assert load_predictor(path) is None and summary["proxy_memory"] == 0
+    result = start_training(None, TINY + ["train.archs_per_step=2"], run_dir=tmp_path / "u")
+    summary = result.summary
+    assert load_predictor(result.run_dir) is None and summary["proxy_memory"] == 0
     assert summary["images"] == 8 * 2 * 32 and summary["steps"] == 8
     assert 0 <= summary["sampling_overhead"] < 0.5
-    steps = [r["step"] for r in read_records(RunDir.open(path)) if r["type"] == "step"]
+    steps = [r["step"] for r in read_records(RunDir.open(result.run_dir)) if r["type"] == "step"]
     assert steps == [2, 4, 6, 8]
+    assert "steps: 8" in result.text and "distinct architectures trained:" in result.text
+
+
+def test_report_draws_the_loss_curve_and_the_proxy_rounds(tmp_path):
+    result = start_training(None, TINY + PROXY, run_dir=tmp_path / "r")
+    text = report_run(result.run_dir)
+    assert (result.run_dir / "report.md").read_text() == text
+    for png in ("training_loss.png", "proxy_rounds.png"):
+        assert (result.run_dir / png).stat().st_size > 1000 and f"![{png}]({png})" in text
+    # rounds after steps 3 and 6 and the final one, each with its 6 architectures
+    rows = [line for line in text.splitlines() if re.match(r"\| \d+( \(final\))? \| 6 \|", line)]
+    assert [row.split(" | ")[0] for row in rows] == ["| 3", "| 6", "| 8 (final)"]
+    assert "status: finished" in text and "predictor fitted: True" in text
 
 
 # ---------------------------------------------------------------------------------- CLI
-def _ns(**kw) -> argparse.Namespace:
-    base = dict(action="train", config=None, resume=None, run_dir=None, no_progress=True, overrides=[])
-    base.update(kw)
-    return argparse.Namespace(**base)
+def _cli_error(capsys, argv: list[str]) -> str:
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    return err
 
 
-def test_cli_rejects_bad_combinations(tmp_path):
-    with pytest.raises(EvonasError, match="needs --config PATH"):
-        supernet_main(_ns())
-    with pytest.raises(EvonasError, match="--resume takes no --config, overrides or --run-dir"):
-        supernet_main(_ns(resume=str(tmp_path), overrides=["seed=1"]))
-    with pytest.raises(EvonasError, match="unknown supernet action 'eval'"):
-        supernet_main(_ns(action="eval"))
-    with pytest.raises(ConfigError, match="--num-archs must be a positive integer; got 0"):
-        supernet_main(argparse.Namespace(action="rank", run_dir=str(tmp_path), table=None, num_archs=0))
-    with pytest.raises(ConfigError, match="--val-images must be a positive integer; got 0"):
-        supernet_main(argparse.Namespace(action="rank", run_dir=str(tmp_path), table=None, num_archs=5, val_images=0))
+def test_rank_checks_its_arguments_before_evaluating_anything(tmp_path, capsys, monkeypatch):
+    assert "invalid value 0 for '--num-archs'" in _cli_error(capsys, ["supernet", "rank", str(tmp_path), "--num-archs", "0"])
+    assert "invalid value 0 for '--val-images'" in _cli_error(
+        capsys, ["supernet", "rank", str(tmp_path), "--num-archs", "5", "--val-images", "0"]
+    )
+    assert "is not a run directory" in _cli_error(capsys, ["supernet", "rank", str(tmp_path)])
+    run = start_training(None, TINY, run_dir=tmp_path / "digits").run_dir
+
+    def never(self, arch, seed=0):
+        raise AssertionError("evaluated before the arguments were checked")
+
+    monkeypatch.setattr(SupernetEvaluator, "evaluate", never)
+    # digits are no CIFAR-10: a table cannot apply to this run
+    err = _cli_error(capsys, ["supernet", "rank", str(run), "--table", str(tmp_path / "nb201.csv.gz")])
+    assert "NAS-Bench-201 is no ground truth for it" in err
+
+
+def test_rank_without_ground_truth_scores_unseen_architectures(tmp_path, capsys):
+    run = start_training(None, TINY + PROXY, run_dir=tmp_path / "digits").run_dir
+    assert cli_main(["supernet", "rank", str(run), "--num-archs", "4", "--val-images", "16", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "architectures: 4 on 16 validation images each" in out and "no NAS-Bench-201 ground truth" in out
+    saved = json.loads((run / "rank.json").read_text())
+    assert saved["taus"] is None and len(saved["scores"]["supernet"]) == len(saved["scores"]["proxy"]) == 4
+    seen = {tuple(a) for r in read_records(RunDir.open(run)) if r["type"] == "proxy" for a in r["archs"]}
+    assert not seen & {tuple(a) for a in saved["archs"]}  # the predictor is scored on unseen architectures
 
 
 @pytest.mark.slow
-def test_cli_train_and_rank_on_cifar10_images_against_the_table(tmp_path, shared_data, nb201_path, capsys):
+def test_cli_train_report_and_rank_on_cifar10_images_against_the_table(tmp_path, shared_data, nb201_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(
         f"dataset: {{name: imagefolder, root: {shared_data / 'images' / 'cifar10-jpg-small.tar.gz'}, "
         "val_fraction: 0.2, max_train: 512, max_val: 64}\n"
-        "supernet: {channels: 4, cells_per_stage: 1}\n"
-        "train: {steps: 6, batch_size: 32, device: cpu}\n"
+        "supernet: {name: nb201, params: {channels: 4, cells_per_stage: 1}}\n"
+        "train: {steps: 6, batch_size: 32, compute: {device: cpu}}\n"
         "evaluation: {bn_batches: 1, batch_size: 32, val_images: 32}\n"
         "proxy: {every: 3, archs_per_round: 5, min_memory: 5, predictor: linear}\n"
         f"table: {nb201_path}\n"
+        "log_every: 2\n"
     )
-    assert supernet_main(_ns(config=str(config), run_dir=str(tmp_path / "run"))) == 0
+    run = tmp_path / "run"
+    assert cli_main(["supernet", "train", "--config", str(config), "--run-dir", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "distinct architectures trained: 6" in out
-    rank = argparse.Namespace(action="rank", run_dir=str(tmp_path / "run"), table=None, num_archs=12, no_progress=True,
-                              val_images=48)
-    assert supernet_main(rank) == 0
+    assert cli_main(["supernet", "train", "--resume", str(run), "--no-progress"]) == 0  # finished: nothing to do
+    assert capsys.readouterr().out == out
+    rank = ["supernet", "rank", str(run), "--num-archs", "12", "--val-images", "48", "--no-progress"]
+    assert cli_main(rank) == 0
     out = capsys.readouterr().out
     assert "Kendall tau against NAS-Bench-201 cifar10-valid_valid_acc" in out and "baseline: parameter count" in out
     assert "12 on 48 validation images each" in out and "supernet, by validation loss" in out
-    saved = json.loads((tmp_path / "run" / "rank.json").read_text())
+    saved = json.loads((run / "rank.json").read_text())
     assert saved["num_archs"] == 12 and set(saved["taus"]) == {"supernet", "supernet_loss", "proxy", "params", "conv3x3"}
     assert saved["val_images"] == 48
-    seen = {tuple(a) for r in read_records(RunDir.open(tmp_path / "run")) if r["type"] == "proxy" for a in r["archs"]}
+    seen = {tuple(a) for r in read_records(RunDir.open(run)) if r["type"] == "proxy" for a in r["archs"]}
     assert not seen & {tuple(a) for a in saved["archs"]}  # the predictor is ranked on unseen architectures
     assert all(-1 <= t <= 1 for t in saved["taus"].values())
+    assert cli_main(["report", str(run)]) == 0
+    report = capsys.readouterr().out
+    assert "## Ranking" in report and "baseline: parameter count" in report and (run / "proxy_rounds.png").exists()
 
 
-def test_evaluator_components_for_search_configs(tmp_path):
+# ------------------------------------------------------------------- search evaluators
+def test_evaluator_components_for_search_configs(tmp_path, chain_plugin):
     from evonas.config import from_dict
     from evonas.supernet._components import (
         ProxyEvaluatorConfig,
@@ -277,17 +437,20 @@ def test_evaluator_components_for_search_configs(tmp_path):
         build_supernet_evaluator,
     )
 
-    path, _ = start_training(None, TINY + PROXY, run_dir=tmp_path / "r")
-    ev = build_supernet_evaluator(from_dict(SupernetEvaluatorConfig, {"run_dir": str(path)}, "evaluator.params"))
-    assert ev.metric_names == ("val_loss", "val_acc")
-    proxy = build_proxy_evaluator(ProxyEvaluatorConfig(str(path)))
+    path = start_training(None, TINY + PROXY, run_dir=tmp_path / "r").run_dir
+    config = from_dict(SupernetEvaluatorConfig, {"run_dir": "r"}, "evaluator.params", base=tmp_path)
+    assert config.run_dir == str(path)  # relative to the config file's folder
+    ev = build_supernet_evaluator(config, space=SPACE)
+    assert ev.metric_names == ("val_loss", "val_acc") and ev.space == SPACE
+    proxy = build_proxy_evaluator(ProxyEvaluatorConfig(str(path)), space=SPACE)
     assert proxy.metric_names == ("proxy_val_loss",)
-    with pytest.raises(ConfigError, match="evaluator.params.actors must be an integer >= 0; got -1"):
+    with pytest.raises(CapabilityError, match="was trained on space 'nb201', not the configured space 'chain_test'"):
+        build_proxy_evaluator(ProxyEvaluatorConfig(str(path)), space=get_space("chain_test"))
+    with pytest.raises(ConfigError, match="invalid value -1 for 'actors'; expected an integer >= 0"):
         SupernetEvaluatorConfig(str(path), actors=-1)
-    bare, _ = start_training(None, TINY, run_dir=tmp_path / "bare")
+    bare = start_training(None, TINY, run_dir=tmp_path / "bare").run_dir
     with pytest.raises(RunDirError, match="has no proxy predictor; train it with proxy.every > 0"):
-        build_proxy_evaluator(ProxyEvaluatorConfig(str(bare)))
-
+        build_proxy_evaluator(ProxyEvaluatorConfig(str(bare)), space=SPACE)
 
 
 def test_search_configs_use_a_supernet_run_as_evaluator(tmp_path):
@@ -296,10 +459,10 @@ def test_search_configs_use_a_supernet_run_as_evaluator(tmp_path):
     import yaml
 
     from evonas.evaluation import EVALUATORS
-    from evonas.search import start_search
+    from evonas.search import SearchConfig, start_search
 
     assert {"supernet", "proxy"} <= set(EVALUATORS.names())
-    path, _ = start_training(None, TINY + PROXY, run_dir=tmp_path / "r")
+    path = start_training(None, TINY + PROXY, run_dir=tmp_path / "r").run_dir
 
     def config(evaluator: str, run_dir: Path, objective: str, fitness: str, evaluations: int) -> Path:
         cfg = {
@@ -319,6 +482,8 @@ def test_search_configs_use_a_supernet_run_as_evaluator(tmp_path):
         return [r for r in records if r["type"] == "eval"]
 
     shipped = ROOT / "configs" / "supernet-na-rea.yaml"
+    # the shipped config's run_dir is relative to the config file
+    assert load_config(SearchConfig, shipped).evaluator.params["run_dir"] == str(ROOT / "runs" / "supernet-cifar10")
     overrides = [f"evaluator.params.run_dir={path}", "budget.evaluations=80", "progress=false"]
     result = start_search(shipped, overrides, run_dir=tmp_path / "na")
     evals = scored(tmp_path / "na")

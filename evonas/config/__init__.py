@@ -1,7 +1,33 @@
-"""Typed YAML configs with unknown keys rejected."""
+"""Typed YAML configs: unknown keys rejected, constraints declared on the fields, one path rule."""
 
 from __future__ import annotations
 
-from evonas.config._loader import apply_overrides, from_dict, load_config, read_yaml, to_dict
+from evonas.config._checks import Checked, IsPath, Range, Registered, check_choice, check_int, check_number
+from evonas.config._loader import (
+    CliStr,
+    ComponentConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    parse_yaml,
+    read_yaml,
+    to_dict,
+)
 
-__all__ = ["apply_overrides", "from_dict", "load_config", "read_yaml", "to_dict"]
+__all__ = [
+    "Checked",
+    "CliStr",
+    "ComponentConfig",
+    "IsPath",
+    "Range",
+    "Registered",
+    "apply_overrides",
+    "check_choice",
+    "check_int",
+    "check_number",
+    "from_dict",
+    "load_config",
+    "parse_yaml",
+    "read_yaml",
+    "to_dict",
+]

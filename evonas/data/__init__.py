@@ -8,7 +8,7 @@ datasets register a source with ``@DATASETS.register("name")``.
 from __future__ import annotations
 
 from evonas.data._cache import CACHE_ENV_VAR, cache_dir
-from evonas.data._config import DatasetConfig
+from evonas.data._config import DatasetConfig, cached_splits
 from evonas.data._datasets import SPLITS, DataSplits, load_dataset
 from evonas.data._sources import (
     CIFAR10_CLASSES,
@@ -35,5 +35,6 @@ __all__ = [
     "ImageTensorDataset",
     "SourceImages",
     "cache_dir",
+    "cached_splits",
     "load_dataset",
 ]

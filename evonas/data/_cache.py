@@ -80,7 +80,7 @@ def save_arrays_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like its allow_pickle flag
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any
 
 from evonas.data._datasets import DataSplits, _check_split_args, load_dataset
+from evonas.config import IsPath, check_int, check_number
 from evonas.data._sources import DATASETS, source_options
 from evonas.errors import ConfigError
 
@@ -20,7 +22,8 @@ class DatasetConfig:
     Attributes:
         name: Registered dataset (``digits``, ``mnist``, ``fashion-mnist``,
             ``imagefolder``, ``cifar10``, ``cifar100``). Default ``digits``.
-        root: Where the data is; see each dataset (``digits`` takes none).
+        root: Where the data is; see each dataset (``digits`` takes none). Relative to
+            the config file (or, given on the command line, to the current directory).
         val_fraction: Share of the training images held out for validation, in ``[0, 1)``.
         seed: Seed of the splits (not of training: evaluations of one run share splits).
         max_train: At most this many training images (seeded subset); None: all.
@@ -40,7 +43,7 @@ class DatasetConfig:
     """
 
     name: str = "digits"
-    root: str | None = None
+    root: Annotated[str | None, IsPath()] = None
     val_fraction: float = 0.1
     seed: int = 0
     max_train: int | None = None
@@ -62,16 +65,15 @@ class DatasetConfig:
         if self.image_size is not None:
             if "image_size" not in options:
                 raise ConfigError(f"dataset {self.name!r} does not take image_size; got {self.image_size!r}")
-            if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 1:
-                raise ConfigError(f"image_size must be a positive integer or unset; got {self.image_size!r}")
+            check_int(self.image_size, "image_size", 1, optional=True)
         for key in ("mean", "std"):
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, tuple(float(v) for v in value))
         if self.mean is not None and self.std is not None and len(self.mean) != len(self.std):
             raise ConfigError(f"mean and std need the same length; got {list(self.mean)} and {list(self.std)}")
-        if self.std is not None and any(s <= 0 for s in self.std):
-            raise ConfigError(f"std values must be positive; got {list(self.std)}")
+        for i, s in enumerate(self.std or ()):
+            check_number(s, f"std[{i}]", 0, low_open=True)
 
     def load(self) -> DataSplits:
         """Load and split the dataset (see :func:`~evonas.data.load_dataset`)."""
@@ -94,3 +96,10 @@ class DatasetConfig:
             std=self.std,
             **options,
         )
+
+
+@lru_cache(maxsize=4)
+def cached_splits(config: DatasetConfig) -> DataSplits:
+    """``config.load()``, once per process: every evaluator and trainer of a process
+    (a Ray worker trains many networks) shares the loaded splits of one config."""
+    return config.load()

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from evonas.data._sources import DATASETS, SourceImages, as_path, source_options
 from evonas.data._tensors import ImageTensorDataset, seed_worker
+from evonas.config import check_int, check_number
 from evonas.errors import ConfigError
 
 Split = Literal["train", "val", "test"]
@@ -105,10 +106,8 @@ class DataSplits:
             ConfigError: Unknown split or a non-positive batch size.
         """
         dataset = self.split(split)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"num_workers must be a non-negative integer; got {num_workers!r}")
+        check_int(batch_size, "batch_size", 1)
+        check_int(num_workers, "num_workers", 0)
         shuffle_seed, augment_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
         if isinstance(dataset, ImageTensorDataset) and dataset.augment:
             dataset = dataset.reseeded(augment_seed)
@@ -204,15 +203,15 @@ def load_dataset(
     do_augment = images.augment if augment is None else bool(augment)
     height, width = (int(s) for s in images.train_images.shape[2:])
     pad = max(1, round(height / 8))
-    common = dict(mean=mean_t, std=std_t, scale=images.scale, pad=pad, seed=int(state[3]))
+    def view(pixels: torch.Tensor, labels: torch.Tensor, rows: np.ndarray, augment: bool = False) -> ImageTensorDataset:
+        return ImageTensorDataset(pixels, labels, torch.from_numpy(rows), mean=mean_t, std=std_t, scale=images.scale,
+                                  augment=augment, pad=pad, seed=int(state[3]))
+
     return DataSplits(
         name=name,
-        train=ImageTensorDataset(images.train_images, images.train_labels, torch.from_numpy(train_rows),
-                                 augment=do_augment, **common),  # type: ignore[arg-type]
-        val=ImageTensorDataset(images.train_images, images.train_labels, torch.from_numpy(val_rows),
-                               **common),  # type: ignore[arg-type]
-        test=ImageTensorDataset(test_images, test_labels, torch.from_numpy(test_rows),
-                                **common),  # type: ignore[arg-type]
+        train=view(images.train_images, images.train_labels, train_rows, augment=do_augment),
+        val=view(images.train_images, images.train_labels, val_rows),
+        test=view(test_images, test_labels, test_rows),
         num_classes=num_classes,
         in_channels=channels,
         image_size=(height, width),
@@ -230,17 +229,11 @@ def _check_split_args(
     max_test: int | None,
     test_fraction: float | None,
 ) -> None:
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-        raise ConfigError(f"val_fraction must be a number in [0, 1); got {val_fraction!r}")
-    if test_fraction is not None and (
-        isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1
-    ):
-        raise ConfigError(f"test_fraction must be a number in (0, 1) or unset; got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer; got {seed!r}")
+    check_number(val_fraction, "val_fraction", 0, 1, high_open=True)
+    check_number(test_fraction, "test_fraction", 0, 1, low_open=True, high_open=True, optional=True)
+    check_int(seed, "seed", 0)
     for key, value in (("max_train", max_train), ("max_val", max_val), ("max_test", max_test)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{key} must be a positive integer or unset; got {value!r}")
+        check_int(value, key, 1, optional=True)
 
 
 def _split(
@@ -275,8 +268,8 @@ def _normalisation(
     for key, value in (("mean", mean), ("std", std)):
         if value is not None and len(value) != channels:
             raise ConfigError(f"{key} needs {channels} values (one per channel); got {list(value)!r}")
-    if std is not None and any(s <= 0 for s in std):
-        raise ConfigError(f"std values must be positive; got {list(std)!r}")
+    for i, s in enumerate(std or ()):
+        check_number(s, f"std[{i}]", 0, low_open=True)
     if mean is None or std is None:
         if images.mean is not None and images.std is not None:
             computed = (images.mean, images.std)

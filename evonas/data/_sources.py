@@ -287,8 +287,8 @@ def _decode_folder(folder: Path, image_size: int | None) -> tuple[np.ndarray, np
     arrays = []
     for path, _ in tree.samples:
         try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
+            with Image.open(path) as opened:
+                img = opened.convert("RGB")
                 if image_size is not None and img.size != (image_size, image_size):
                     img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(img, dtype=np.uint8))

@@ -84,9 +84,11 @@ class ImageTensorDataset(Dataset):
 
     def __setstate__(self, state: dict[str, object]) -> None:
         generator_state = state.pop("generator")
+        if not isinstance(generator_state, bytes):
+            raise TypeError(f"ImageTensorDataset state holds a generator of type {type(generator_state).__name__}")
         self.__dict__.update(state)
         self.generator = torch.Generator()
-        self.generator.set_state(torch.frombuffer(bytearray(generator_state), dtype=torch.uint8))  # type: ignore[arg-type]
+        self.generator.set_state(torch.frombuffer(bytearray(generator_state), dtype=torch.uint8))
 
     # ------------------------------------------------------------------------- views
     def subset(self, rows: torch.Tensor | Sequence[int]) -> ImageTensorDataset:
@@ -98,13 +100,14 @@ class ImageTensorDataset(Dataset):
         """A copy sharing the images with a fresh augmentation generator seeded by ``seed``."""
         return self._copy(seed=seed, augment=self.augment if augment is None else augment)
 
-    def _copy(self, **changes: object) -> ImageTensorDataset:
-        kwargs: dict[str, object] = dict(
-            indices=self.indices, mean=self.mean, std=self.std, scale=self.scale,
-            augment=self.augment, pad=self.pad, seed=self.seed,
+    def _copy(
+        self, indices: torch.Tensor | None = None, seed: int | None = None, augment: bool | None = None
+    ) -> ImageTensorDataset:
+        return ImageTensorDataset(
+            self.images, self.labels_all, self.indices if indices is None else indices,
+            mean=self.mean, std=self.std, scale=self.scale, pad=self.pad,
+            augment=self.augment if augment is None else augment, seed=self.seed if seed is None else seed,
         )
-        kwargs.update(changes)
-        return ImageTensorDataset(self.images, self.labels_all, **kwargs)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------------- contents
     @property

@@ -1,26 +1,30 @@
-"""Evaluators: architecture in, metrics and cost out."""
+"""Evaluators: architecture in, metrics and cost out.
+
+Evaluators are registered in :data:`EVALUATORS`; an entry has a ``Config`` and is called
+as ``entry(config, space=space)``. torch and the supernet package are imported only when
+their evaluators are built.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from evonas._registry import Component, Registry
-from evonas.evaluation._base import Evaluation, Evaluator
-from evonas.evaluation._tabular import TabularEvaluator, TabularEvaluatorConfig, load_table_cached
-from typing import TYPE_CHECKING
+from evonas.evaluation._base import Evaluation, EvaluationWorker, Evaluator
+from evonas.evaluation._tabular import TabularEvaluator, TabularEvaluatorConfig, build_tabular
 
 if TYPE_CHECKING:
     from evonas.evaluation._training import TrainingEvaluator, TrainingEvaluatorConfig
 
-EVALUATORS: Registry[Component] = Registry("evaluator")
-EVALUATORS.register("tabular")(
-    Component("evonas.evaluation._tabular:TabularEvaluatorConfig", "evonas.evaluation._factories:build_tabular")
-)
+EVALUATORS: Registry[Any] = Registry("evaluator")
+"""Evaluator name -> entry with ``Config``; ``evaluator = entry(config, space=space)``."""
+EVALUATORS.register("tabular")(Component(TabularEvaluatorConfig, build_tabular))
 EVALUATORS.register("training")(
-    Component("evonas.evaluation._training:TrainingEvaluatorConfig", "evonas.evaluation._factories:build_training")
+    Component("evonas.evaluation._training:TrainingEvaluatorConfig", "evonas.evaluation._training:build_training")
 )
 # A finished ``evonas supernet train`` run: inherited weights, or its proxy predictor.
 EVALUATORS.register("supernet")(
-    Component("evonas.supernet._components:SupernetEvaluatorConfig",
-              "evonas.supernet._components:build_supernet_evaluator")
+    Component("evonas.supernet._components:SupernetEvaluatorConfig", "evonas.supernet._components:build_supernet_evaluator")
 )
 EVALUATORS.register("proxy")(
     Component("evonas.supernet._components:ProxyEvaluatorConfig", "evonas.supernet._components:build_proxy_evaluator")
@@ -39,10 +43,10 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "EVALUATORS",
     "Evaluation",
+    "EvaluationWorker",
     "Evaluator",
     "TabularEvaluator",
     "TabularEvaluatorConfig",
     "TrainingEvaluator",
     "TrainingEvaluatorConfig",
-    "load_table_cached",
 ]

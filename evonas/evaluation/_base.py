@@ -8,10 +8,10 @@ same results however its evaluations are scheduled.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from evonas._json import json_float, jsonable
 from evonas.spaces import Arch
 
 
@@ -25,7 +25,8 @@ class Evaluation:
             training); budgets in seconds add these up.
         failed: True when the evaluation raised, timed out or its worker was lost for good.
         error: One line saying why it failed.
-        info: Extra JSON-serialisable detail (e.g. training curves).
+        info: Extra detail, JSON-serialisable (e.g. training curves); non-finite
+            floats are written as their repr.
     """
 
     metrics: dict[str, float]
@@ -41,34 +42,25 @@ class Evaluation:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "metrics": {k: _json_float(v) for k, v in self.metrics.items()},
-            "cost": _json_float(self.cost),
+            "metrics": {k: json_float(v) for k, v in self.metrics.items()},
+            "cost": json_float(self.cost),
             "failed": self.failed,
         }
         if self.error is not None:
             out["error"] = self.error
         if self.info:
-            out["info"] = self.info
+            out["info"] = jsonable(self.info)
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Evaluation:
         return cls(
-            metrics={k: _from_json_float(v) for k, v in data["metrics"].items()},
-            cost=_from_json_float(data["cost"]),
+            metrics={k: float(v) for k, v in data["metrics"].items()},
+            cost=float(data["cost"]),
             failed=bool(data["failed"]),
             error=data.get("error"),
             info=data.get("info", {}),
         )
-
-
-def _json_float(v: float) -> float | str:
-    v = float(v)
-    return v if math.isfinite(v) else repr(v)
-
-
-def _from_json_float(v: float | str) -> float:
-    return float(v)
 
 
 @runtime_checkable
@@ -84,3 +76,13 @@ class Evaluator(Protocol):
     def evaluate(self, arch: Arch, seed: int) -> Evaluation:
         """Evaluate ``arch``; all randomness derives from ``seed``."""
         ...
+
+
+@dataclass(frozen=True)
+class EvaluationWorker:
+    """An evaluator as an executor's worker: ``run(arch, seed) = evaluate(arch, seed)``."""
+
+    evaluator: Evaluator
+
+    def run(self, payload: Arch, seed: int) -> Evaluation:
+        return self.evaluator.evaluate(payload, seed)

@@ -1,19 +1,21 @@
-"""Executors run evaluations: serially in-process (default) or as Ray tasks."""
+"""Executors run tasks (evaluations, trainings, predictor trials): serially in-process
+(default) or as Ray tasks."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evonas._registry import Component, Registry
-from evonas.executors._base import Executor, Request, one_line_error
+from evonas.executors._base import Executor, Outcome, Task, Worker, one_line_error
 from evonas.executors._factories import SerialExecutorConfig
 from evonas.executors._serial import EvaluationTimeout, SerialExecutor
 
 if TYPE_CHECKING:
     from evonas.executors._ray import RayExecutor, RayExecutorConfig, init_local_ray
 
-EXECUTORS: Registry[Component] = Registry("executor")
-EXECUTORS.register("serial")(Component("evonas.executors._factories:SerialExecutorConfig", "evonas.executors._factories:build_serial"))
+EXECUTORS: Registry[Any] = Registry("executor")
+"""Executor name -> entry with ``Config``; ``executor = entry(config)``."""
+EXECUTORS.register("serial")(Component(SerialExecutorConfig, "evonas.executors._factories:build_serial"))
 EXECUTORS.register("ray")(Component("evonas.executors._ray:RayExecutorConfig", "evonas.executors._factories:build_ray"))
 
 
@@ -30,11 +32,13 @@ __all__ = [
     "EXECUTORS",
     "EvaluationTimeout",
     "Executor",
+    "Outcome",
     "RayExecutor",
     "RayExecutorConfig",
-    "Request",
     "SerialExecutor",
     "SerialExecutorConfig",
+    "Task",
+    "Worker",
     "init_local_ray",
     "one_line_error",
 ]

@@ -1,7 +1,11 @@
-"""The executor interface: run evaluations, report them as they finish.
+"""The executor interface: run tasks, report their outcomes as they finish.
 
 Executors are the only place where parallelism, retries, time-outs and GPU placement
-live. Search code talks to them through :class:`Executor` only and never imports Ray.
+live. A task is ``worker.run(payload, seed)`` for one picklable ``worker`` shared by all
+tasks of a run (an evaluator, a predictor trial runner, an ensemble member trainer) and
+a picklable ``payload`` of its own (an architecture, a trial's specification). The
+outcome carries what ``run`` returned, or why it failed. Search code talks to executors
+through :class:`Executor` only and never imports Ray.
 """
 
 from __future__ import annotations
@@ -9,55 +13,84 @@ from __future__ import annotations
 import abc
 import traceback
 from dataclasses import dataclass
-
-from evonas.evaluation import Evaluation, Evaluator
-from evonas.spaces import Arch
+from typing import Any, Protocol, runtime_checkable
 
 
 def one_line_error(exc: BaseException) -> str:
-    """Why an evaluation failed, on one line: exception type and message, whitespace collapsed."""
+    """Why a task failed, on one line: exception type and message, whitespace collapsed."""
     text = "".join(traceback.format_exception_only(type(exc), exc))
     return " ".join(text.split())
 
 
+@runtime_checkable
+class Worker(Protocol):
+    """What an executor runs: ``run(payload, seed)``; every random draw derives from ``seed``."""
+
+    def run(self, payload: Any, seed: int) -> Any:
+        """Do the work of one task and return its (picklable) result."""
+        ...
+
+
 @dataclass(frozen=True)
-class Request:
-    """One evaluation to run.
+class Task:
+    """One unit of work.
 
     Attributes:
-        eval_id: Number of the evaluation in its run, unique and increasing.
-        arch: The architecture.
-        seed: Seed for every random draw of this evaluation.
+        task_id: Number of the task in its run, unique.
+        payload: What the worker works on (e.g. an architecture); picklable.
+        seed: Seed for every random draw of this task.
     """
 
-    eval_id: int
-    arch: Arch
+    task_id: int
+    payload: Any
     seed: int
 
 
-class Executor(abc.ABC):
-    """Runs :class:`Request` s with one evaluator.
+@dataclass(frozen=True)
+class Outcome:
+    """How a task ended.
 
-    Use as ``start(evaluator)``, any number of ``submit``/``wait``, then ``close()`` (or as
+    Attributes:
+        task: The task.
+        value: What ``worker.run`` returned (None when it failed).
+        error: One line saying why the task failed (an exception, a time-out, a worker
+            lost for good); None on success.
+        seconds: Wall time from first dispatch to the end.
+    """
+
+    task: Task
+    value: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+class Executor(abc.ABC):
+    """Runs :class:`Task` s with one worker.
+
+    Use as ``start(worker)``, any number of ``submit``/``wait``, then ``close()`` (or as
     a context manager after ``start``).
     """
 
     @property
     @abc.abstractmethod
     def capacity(self) -> int:
-        """How many evaluations may usefully be in flight at once."""
+        """How many tasks may usefully be in flight at once."""
 
     @abc.abstractmethod
-    def start(self, evaluator: Evaluator) -> None:
-        """Prepare to run evaluations with ``evaluator``."""
+    def start(self, worker: Worker) -> None:
+        """Prepare to run tasks with ``worker``."""
 
     @abc.abstractmethod
-    def submit(self, request: Request) -> None:
-        """Queue ``request``; it runs when the executor has room."""
+    def submit(self, task: Task) -> None:
+        """Queue ``task``; it runs when the executor has room."""
 
     @abc.abstractmethod
-    def wait(self) -> list[tuple[Request, Evaluation]]:
-        """Block until at least one submitted request is done; return all that are.
+    def wait(self) -> list[Outcome]:
+        """Block until at least one submitted task is done; return all that are.
 
         Returns an empty list only when nothing is pending.
         """
@@ -65,14 +98,36 @@ class Executor(abc.ABC):
     @property
     @abc.abstractmethod
     def num_pending(self) -> int:
-        """Requests submitted and not yet returned by :meth:`wait`."""
+        """Tasks submitted and not yet returned by :meth:`wait`."""
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release workers and connections; pending requests are dropped."""
+        """Release workers and connections; pending tasks are dropped."""
 
     def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def run_all(self, worker: Worker, tasks: list[Task], progress: Any = None) -> list[Outcome]:
+        """Start with ``worker``, run every task, close; outcomes in ``task_id`` order.
+
+        Args:
+            worker: The worker.
+            tasks: The tasks.
+            progress: Called with each batch of finished outcomes (e.g. to advance a bar).
+        """
+        outcomes: list[Outcome] = []
+        self.start(worker)
+        try:
+            for task in tasks:
+                self.submit(task)
+            while self.num_pending:
+                done = self.wait()
+                outcomes.extend(done)
+                if progress is not None:
+                    progress(done)
+        finally:
+            self.close()
+        return sorted(outcomes, key=lambda o: o.task.task_id)

@@ -1,10 +1,12 @@
 """The Ray executor: evaluations run as Ray tasks, locally or on a cluster.
 
 A local Ray instance is started on loopback by default; given an ``address`` the executor
-connects to an existing cluster instead. Either way the evaluator is put into the object
-store once and every task receives it by reference, at most ``max_in_flight`` tasks are
+connects to an existing cluster instead. Either way the worker (an evaluator, a trainer)
+is put into the object store once and every task receives it by reference, at most ``max_in_flight`` tasks are
 handed to Ray at a time (the rest wait, first in first out, in this process), lost
 workers and nodes are retried, and evaluations running past ``timeout_s`` are cancelled.
+Plugins loaded in this process reach the workers through the tasks' ``runtime_env``
+(:func:`evonas.plugins.ray_runtime_env`).
 
 Importing this module sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
 ``RAY_USAGE_STATS_ENABLED=0`` and ``RAY_AUTH_MODE=disabled`` in ``os.environ`` unless they
@@ -22,7 +24,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 # Keep Ray on this machine and quiet: no usage reports, no token auth for a loopback-only
 # instance, and RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 so that Ray keeps "127.0.0.1" as the
@@ -40,15 +42,14 @@ for _key, _value in _RAY_ENV_DEFAULTS.items():
 import ray  # noqa: E402
 import ray.exceptions as rex  # noqa: E402
 
+from evonas.config import Checked, Range, check_int  # noqa: E402
 from evonas.errors import ConfigError  # noqa: E402
-from evonas.evaluation import Evaluation, Evaluator  # noqa: E402
-from evonas.executors._base import Executor, Request, one_line_error  # noqa: E402
-from evonas.spaces import Arch  # noqa: E402
+from evonas.executors._base import Executor, Outcome, Task, Worker, one_line_error  # noqa: E402
 
 _LOOPBACK_IP = "127.0.0.1"
 
 # Failures of the machinery rather than of the evaluator: re-running can succeed.
-# RaySystemError is not among them: Ray raises it e.g. when the evaluator cannot be
+# RaySystemError is not among them: Ray raises it e.g. when the worker cannot be
 # unpickled on the worker, which fails again on every retry.
 _SYSTEM_ERRORS: tuple[type[BaseException], ...] = (
     rex.WorkerCrashedError,
@@ -64,7 +65,7 @@ _POLL_S = 1.0
 
 
 @dataclass(frozen=True)
-class RayExecutorConfig:
+class RayExecutorConfig(Checked):
     """Settings of :class:`RayExecutor` (the ``executor`` section of a run config).
 
     Attributes:
@@ -84,24 +85,25 @@ class RayExecutorConfig:
             executor resubmits the evaluation, again up to this many times, so one
             evaluation runs at most ``(max_retries + 1) ** 2`` times.
         timeout_s: Per-evaluation time limit in seconds from dispatch (``None``: none).
-        catch_errors: Turn exceptions raised by the evaluator into failed evaluations
+        catch_errors: Turn exceptions raised by the worker into failed outcomes
             (not retried). When False, :meth:`RayExecutor.wait` re-raises them.
     """
 
     address: str | None = None
-    num_cpus: int | None = None
-    cpus_per_eval: float = 1.0
-    gpus_per_eval: float = 0.0
-    max_in_flight: int | None = None
-    max_retries: int = 3
-    timeout_s: float | None = None
+    num_cpus: Annotated[int | None, Range(1)] = None
+    cpus_per_eval: Annotated[float, Range(0, low_open=True)] = 1.0
+    gpus_per_eval: Annotated[float, Range(0)] = 0.0
+    max_in_flight: Annotated[int | None, Range(1)] = None
+    max_retries: Annotated[int, Range(0)] = 3
+    timeout_s: Annotated[float | None, Range(0, low_open=True)] = None
     catch_errors: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.address is not None:
             if not isinstance(self.address, str) or not _valid_address(self.address):
                 raise ConfigError(
-                    f"invalid executor address {self.address!r}; expected 'auto', 'host:port' "
+                    f"invalid value {self.address!r} for 'address'; expected 'auto', 'host:port' "
                     "(e.g. '127.0.0.1:6379'), 'ray://host:port', or null for a local instance"
                 )
             if self.num_cpus is not None:
@@ -109,22 +111,13 @@ class RayExecutorConfig:
                     f"num_cpus={self.num_cpus!r} sizes a local Ray instance and cannot be combined "
                     f"with address={self.address!r}; drop one of them"
                 )
-        _check_int("num_cpus", self.num_cpus, minimum=1, optional=True)
-        _check_resource("cpus_per_eval", self.cpus_per_eval, positive=True)
-        _check_resource("gpus_per_eval", self.gpus_per_eval, positive=False)
-        _check_int("max_in_flight", self.max_in_flight, minimum=1, optional=True)
-        _check_int("max_retries", self.max_retries, minimum=0, optional=False)
-        if self.timeout_s is not None and (
-            isinstance(self.timeout_s, bool)
-            or not isinstance(self.timeout_s, (int, float))
-            or not math.isfinite(self.timeout_s)
-            or self.timeout_s <= 0
-        ):
-            raise ConfigError(
-                f"invalid timeout_s {self.timeout_s!r}; expected a positive number of seconds or null"
-            )
+        for name in ("cpus_per_eval", "gpus_per_eval"):
+            value = getattr(self, name)
+            # Ray rejects fractional resource amounts finer than 1e-4.
+            if abs(round(value, 4) - value) > 1e-12:
+                raise ConfigError(f"invalid value {value!r} for {name!r}; expected a number with at most 4 decimals")
         if not isinstance(self.catch_errors, bool):
-            raise ConfigError(f"invalid catch_errors {self.catch_errors!r}; expected true or false")
+            raise ConfigError(f"invalid value {self.catch_errors!r} for 'catch_errors'; expected true or false")
 
 
 def _valid_address(address: str) -> bool:
@@ -135,33 +128,13 @@ def _valid_address(address: str) -> bool:
     return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
 
 
-def _check_int(name: str, value: Any, minimum: int, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        more = " or null" if optional else ""
-        raise ConfigError(f"invalid {name} {value!r}; expected an integer >= {minimum}{more}")
-
-
-def _check_resource(name: str, value: Any, positive: bool) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and (value > 0 if positive else value >= 0)
-        # Ray rejects fractional resource amounts finer than 1e-4.
-        and abs(round(value, 4) - value) < 1e-12
-    )
-    if not ok:
-        bound = "> 0" if positive else ">= 0"
-        raise ConfigError(f"invalid {name} {value!r}; expected a number {bound} with at most 4 decimals")
-
-
 def init_local_ray(num_cpus: int | None = None) -> None:
     """Start a local Ray instance bound to 127.0.0.1, without dashboard or usage reports.
 
     Useful to keep one instance alive across several executors (they reuse an
-    initialised Ray and leave it running); shut it down with ``ray.shutdown()``.
+    initialised Ray and leave it running); shut it down with ``ray.shutdown()``. The
+    plugins loaded so far travel to its workers with the job's runtime environment
+    (:func:`evonas.plugins.ray_runtime_env`).
 
     Args:
         num_cpus: CPUs Ray may schedule on (``None``: all of this machine's).
@@ -170,13 +143,14 @@ def init_local_ray(num_cpus: int | None = None) -> None:
         RuntimeError: Ray bound to an address outside 127.0.0.0/8 anyway (it was then
             shut down again).
     """
-    _check_int("num_cpus", num_cpus, minimum=1, optional=True)
+    check_int(num_cpus, "num_cpus", 1, optional=True)
     for key, value in _RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     with _keep_loopback():
         # address="local": a new instance even when RAY_ADDRESS or the address file of a
         # running cluster (/tmp/ray/ray_current_cluster) would make ray.init join that one.
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=_LOOPBACK_IP)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=_LOOPBACK_IP,
+                 runtime_env=_plugin_env())
     node_ip = ray.util.get_node_ip_address()
     gcs_host = ray.get_runtime_context().gcs_address.rpartition(":")[0]
     if not all(_is_loopback(host) for host in (node_ip, gcs_host)):
@@ -185,6 +159,12 @@ def init_local_ray(num_cpus: int | None = None) -> None:
             f"the local Ray instance bound to {gcs_host!r} instead of loopback; set "
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is first imported"
         )
+
+
+def _plugin_env() -> dict[str, Any] | None:
+    from evonas.plugins import ray_runtime_env
+
+    return ray_runtime_env() or None
 
 
 @contextlib.contextmanager
@@ -213,27 +193,33 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _evaluate_remote(
-    evaluator: Evaluator, arch: Arch, seed: int, catch_errors: bool, hide_gpus: bool
-) -> Evaluation:
-    """Body of every Ray task: ``evaluator`` arrives resolved from its object reference.
+def _run_remote(
+    worker: Worker, payload: Any, seed: int, catch_errors: bool, hide_gpus: bool
+) -> tuple[Any, str | None, float]:
+    """Body of every Ray task: ``worker`` arrives resolved from its object reference.
+
+    Returns ``(value, error, seconds)``: what ``worker.run`` returned, or the one-line
+    reason it raised (when ``catch_errors``). The plugins of the driver are imported first.
 
     For tasks with GPUs, Ray sets ``CUDA_VISIBLE_DEVICES`` to the assigned ones. Recent Ray
-    leaves the variable alone for tasks without GPUs (ray-project/ray#54868), so an
-    evaluator choosing its device itself would use GPUs it did not reserve; ``hide_gpus``
-    empties the variable for the evaluation (effective unless CUDA was initialised earlier
-    in this worker process).
+    leaves the variable alone for tasks without GPUs (ray-project/ray#54868), so a worker
+    choosing its device itself would use GPUs it did not reserve; ``hide_gpus`` empties
+    the variable for the task (effective unless CUDA was initialised earlier in this
+    worker process).
     """
+    from evonas.plugins import load_from_env
+
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
     if hide_gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     start = time.perf_counter()
     try:
-        return evaluator.evaluate(arch, seed)
+        load_from_env()
+        return worker.run(payload, seed), None, time.perf_counter() - start
     except Exception as exc:
         if not catch_errors:
             raise
-        return Evaluation.failure(_one_line(exc), cost=time.perf_counter() - start)
+        return None, _one_line(exc), time.perf_counter() - start
     finally:
         if hide_gpus:
             if saved is None:
@@ -257,9 +243,9 @@ def _one_line(exc: BaseException) -> str:
 
 @dataclass
 class _Job:
-    """A request and its history: how often it was resubmitted and since when it runs."""
+    """A task and its history: how often it was resubmitted and since when it runs."""
 
-    request: Request
+    task: Task
     resubmits: int = 0
     first_dispatch: float | None = None
     dispatched_at: float = 0.0
@@ -273,8 +259,8 @@ class RayExecutor(Executor):
     (``max_retries``), and time-outs cancel the task with ``ray.cancel(force=True)``.
     The executor adds what a search needs on top: a bound on evaluations in flight with
     a FIFO queue in front of it, per-evaluation time limits, resubmission of evaluations
-    that Ray gave up on, and failed :class:`~evonas.evaluation.Evaluation` s instead of
-    exceptions. Evaluator exceptions are never retried: evaluators are deterministic.
+    that Ray gave up on, and failed :class:`~evonas.executors.Outcome` s instead of
+    exceptions. Worker exceptions are never retried: workers are deterministic.
 
     Only what the executor started is shut down on :meth:`close`: if Ray was already
     initialised, it is reused and left running.
@@ -315,13 +301,13 @@ class RayExecutor(Executor):
             catch_errors=catch_errors,
         )
         self._started_ray = False
-        self._evaluator: Evaluator | None = None
-        self._evaluator_ref: ray.ObjectRef | None = None
+        self._worker: Worker | None = None
+        self._worker_ref: ray.ObjectRef | None = None
         self._task: Any = None
         self._max_in_flight: int | None = None
         self._queue: collections.deque[_Job] = collections.deque()
         self._running: dict[ray.ObjectRef, _Job] = {}
-        self._unreturned: list[tuple[Request, Evaluation]] = []
+        self._unreturned: list[Outcome] = []
 
     @classmethod
     def from_config(cls, config: RayExecutorConfig) -> RayExecutor:
@@ -340,42 +326,48 @@ class RayExecutor(Executor):
     def num_pending(self) -> int:
         return len(self._queue) + len(self._running) + len(self._unreturned)
 
-    def start(self, evaluator: Evaluator) -> None:
-        """Connect to (or start) Ray, check the cluster fits, and put ``evaluator`` once.
+    def start(self, worker: Worker) -> None:
+        """Connect to (or start) Ray, check the cluster fits, and put ``worker`` once.
 
         Raises:
             ConfigError: The cluster cannot run one evaluation (e.g. ``gpus_per_eval > 0``
                 on a cluster without GPUs), instead of tasks waiting forever.
             RuntimeError: Already started, or Ray is initialised for another cluster.
         """
-        if self._evaluator is not None:
+        if self._worker is not None:
             raise RuntimeError("RayExecutor.start called twice; close() it first")
         self._connect()
         try:
             self._max_in_flight = self._slots()
-            self._evaluator_ref = ray.put(evaluator)
+            self._worker_ref = ray.put(worker)
         except BaseException:
             self._disconnect()
             raise
-        self._evaluator = evaluator
-        self._task = ray.remote(_evaluate_remote).options(
+        self._worker = worker
+        options: dict[str, Any] = dict(
             num_cpus=self.config.cpus_per_eval,
             num_gpus=self.config.gpus_per_eval,
             max_retries=self.config.max_retries,
             retry_exceptions=False,
         )
+        plugins = _plugin_env()
+        if plugins and not self._started_ray:
+            # Ray was started elsewhere, without this process's plugins in its job runtime
+            # environment: name them so workers import them (they must be importable there).
+            options["runtime_env"] = {"env_vars": plugins["env_vars"]}
+        self._task = ray.remote(_run_remote).options(**options)
 
-    def submit(self, request: Request) -> None:
-        if self._evaluator is None:
+    def submit(self, task: Task) -> None:
+        if self._worker is None:
             raise RuntimeError("RayExecutor.submit called before start()")
-        self._queue.append(_Job(request))
+        self._queue.append(_Job(task))
         self._dispatch()
 
-    def wait(self) -> list[tuple[Request, Evaluation]]:
-        """Block until at least one request is done; return every one that is.
+    def wait(self) -> list[Outcome]:
+        """Block until at least one task is done; return every one that is.
 
         Raises:
-            Exception: The evaluator's exception, when ``catch_errors`` is False.
+            Exception: The worker's exception, when ``catch_errors`` is False.
         """
         results, self._unreturned = self._unreturned, []
         self._dispatch()
@@ -391,9 +383,9 @@ class RayExecutor(Executor):
                         job = self._running.pop(ref)
                         outcome = self._collect(ref, job)
                         if outcome is not None:
-                            results.append((job.request, outcome))
+                            results.append(outcome)
                 except BaseException:
-                    # An evaluator exception propagates (catch_errors=False); what was
+                    # A worker exception propagates (catch_errors=False); what was
                     # already collected comes with the next wait().
                     self._unreturned = results
                     raise
@@ -411,8 +403,8 @@ class RayExecutor(Executor):
         self._running.clear()
         self._queue.clear()
         self._unreturned.clear()
-        self._evaluator = None
-        self._evaluator_ref = None
+        self._worker = None
+        self._worker_ref = None
         self._task = None
         self._max_in_flight = None
         self._disconnect()
@@ -427,7 +419,7 @@ class RayExecutor(Executor):
         if address is None:
             init_local_ray(self.config.num_cpus)
         else:
-            ray.init(address=address)
+            ray.init(address=address, runtime_env=_plugin_env())
         self._started_ray = True
 
     def _check_same_cluster(self, address: str | None) -> None:
@@ -464,7 +456,7 @@ class RayExecutor(Executor):
                 fit = min(fit, math.floor(res.get("GPU", 0.0) / gpus + 1e-9))
             slots += fit
         if slots == 0:
-            largest = max(nodes, key=lambda r: r.get("CPU", 0.0), default={})
+            largest: dict[str, float] = max(nodes, key=lambda r: r.get("CPU", 0.0), default={})
             raise ConfigError(
                 f"no node of the Ray cluster can run an evaluation with cpus_per_eval={cpus!r} and "
                 f"gpus_per_eval={gpus!r} (largest node: CPU={largest.get('CPU', 0.0)}, "
@@ -485,9 +477,9 @@ class RayExecutor(Executor):
             if job.first_dispatch is None:
                 job.first_dispatch = now
             ref = self._task.remote(
-                self._evaluator_ref,
-                job.request.arch,
-                job.request.seed,
+                self._worker_ref,
+                job.task.payload,
+                job.task.seed,
                 self.config.catch_errors,
                 self.config.gpus_per_eval == 0,
             )
@@ -499,41 +491,43 @@ class RayExecutor(Executor):
         first_deadline = min(job.dispatched_at for job in self._running.values()) + self.config.timeout_s
         return max(0.0, min(_POLL_S, first_deadline - time.monotonic()))
 
-    def _collect(self, ref: ray.ObjectRef, job: _Job) -> Evaluation | None:
+    def _collect(self, ref: ray.ObjectRef, job: _Job) -> Outcome | None:
         """The outcome of a finished task, or None when it was resubmitted."""
         try:
-            return ray.get(ref)
+            value, error, _ = ray.get(ref)
+            return Outcome(job.task, value=value, error=error, seconds=self._elapsed(job))
         except rex.RayTaskError as exc:
             cause = exc.cause
             if isinstance(cause, _SYSTEM_ERRORS):
                 return self._retry(job, cause)
             if not self.config.catch_errors:
                 raise
-            # The evaluator's own exceptions are caught inside the task; what arrives here
-            # escaped it (e.g. the evaluator could not be unpickled on the worker).
+            # The worker's own exceptions are caught inside the task; what arrives here
+            # escaped it (e.g. the worker could not be unpickled in the Ray process).
             reason = _one_line(cause if cause is not None else exc)
-            return Evaluation.failure(reason, cost=self._elapsed(job))
+            return Outcome(job.task, error=reason, seconds=self._elapsed(job))
         except _SYSTEM_ERRORS as exc:
             return self._retry(job, exc)
         except rex.RayError as exc:
             # Not retriable: e.g. a runtime environment that cannot be set up.
-            return Evaluation.failure(_one_line(exc), cost=self._elapsed(job))
+            return Outcome(job.task, error=_one_line(exc), seconds=self._elapsed(job))
 
-    def _retry(self, job: _Job, exc: BaseException) -> Evaluation | None:
+    def _retry(self, job: _Job, exc: BaseException) -> Outcome | None:
         if job.resubmits >= self.config.max_retries:
-            return Evaluation.failure(
-                f"worker lost after {job.resubmits + 1} submission(s): {_one_line(exc)}",
-                cost=self._elapsed(job),
+            return Outcome(
+                job.task,
+                error=f"worker lost after {job.resubmits + 1} submission(s): {_one_line(exc)}",
+                seconds=self._elapsed(job),
             )
         if isinstance(exc, rex.ObjectLostError):
-            # The lost object may be the evaluator itself; a fresh copy makes a retry useful.
-            self._evaluator_ref = ray.put(self._evaluator)
+            # The lost object may be the worker itself; a fresh copy makes a retry useful.
+            self._worker_ref = ray.put(self._worker)
         job.resubmits += 1
         # Ahead of newer requests: it was submitted before them.
         self._queue.appendleft(job)
         return None
 
-    def _expire(self) -> list[tuple[Request, Evaluation]]:
+    def _expire(self) -> list[Outcome]:
         if self.config.timeout_s is None:
             return []
         now = time.monotonic()
@@ -544,8 +538,7 @@ class RayExecutor(Executor):
             job = self._running.pop(ref)
             # force: a plain cancel only interrupts Python code, not e.g. a long torch op.
             ray.cancel(ref, force=True)
-            failure = Evaluation.failure(f"timed out after {limit} s", cost=self._elapsed(job))
-            out.append((job.request, failure))
+            out.append(Outcome(job.task, error=f"timed out after {limit} s", seconds=self._elapsed(job)))
         return out
 
     @staticmethod

@@ -81,7 +81,7 @@ class PlainFitness:
         metrics = dict(ev.metrics)
         for obj, v in zip(self.objectives, values):
             metrics[f"fitness/{obj.metric}"] = obj.signed(v)
-        if any(math.isnan(v) for v in values):
+        if not all(math.isfinite(v) for v in values):  # NaN or inf: no score, never a winner
             return Score(None, metrics, True, 1)
         return Score(values, metrics, False, 1)
 

@@ -101,6 +101,6 @@ class NeighbourhoodAwareFitness:
         for obj, v in zip(self.objectives, values):
             metrics[f"fitness/{obj.metric}"] = obj.signed(v)
         metrics["fitness/num_neighbours_used"] = float(len(rows) - (1 if self.include_self else 0))
-        if any(math.isnan(v) for v in values):
+        if not all(math.isfinite(v) for v in values):  # NaN or inf: no score, never a winner
             return Score(None, metrics, True, len(plan))
         return Score(values, metrics, False, len(plan))

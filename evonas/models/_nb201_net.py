@@ -11,17 +11,39 @@ benchmark's ``params_M`` column (times 10^6) for every cell.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 from torch import nn
 
-from evonas.errors import ConfigError
+from evonas.config import check_int
 from evonas.models._ops import OPS, ResNetBasicBlock, Zero
-from evonas.spaces import EDGES, NB201Space
+from evonas.spaces import EDGES, Arch, format_nb201, validate_nb201
 from evonas.spaces import OPS as OP_NAMES
 
-_SPACE = NB201Space()
 _OUTPUT_NODE = max(j for _, j in EDGES)
+_NONE = OP_NAMES.index("none")
+
+Plan = tuple[tuple[int, tuple[tuple[int, str, int], ...]], ...]
+
+
+@lru_cache(maxsize=None)
+def cell_plan(arch: Arch) -> Plan:
+    """The computation of a cell for ``arch``, in node order.
+
+    Each entry is ``(node, ((source, edge_key, op), ...))``: ``none`` edges are left out,
+    and nodes that cannot reach the output are not computed (they cannot change it).
+    Both :class:`NB201Cell` and the supernet's cells follow this plan.
+    """
+    inputs: dict[int, list[tuple[int, str, int]]] = {j: [] for j in range(1, _OUTPUT_NODE + 1)}
+    for (i, j), op in zip(EDGES, arch):
+        if op != _NONE:
+            inputs[j].append((i, f"edge{i}{j}", op))
+    needed = {_OUTPUT_NODE}
+    for j in range(_OUTPUT_NODE, 0, -1):
+        if j in needed:
+            needed.update(i for i, _, _ in inputs[j])
+    return tuple((j, tuple(inputs[j])) for j in range(1, _OUTPUT_NODE + 1) if j in needed)
 
 
 class NB201Cell(nn.Module):
@@ -56,36 +78,29 @@ class NB201Cell(nn.Module):
         track_running_stats: bool = True,
     ) -> None:
         super().__init__()
-        self.arch = _SPACE.validate(arch)
+        self.arch = validate_nb201(arch)
         self.edges = nn.ModuleDict()
-        inputs: dict[int, list[tuple[int, str]]] = {j: [] for j in range(1, _OUTPUT_NODE + 1)}
         for (i, j), op in zip(EDGES, self.arch):
             name = OP_NAMES[op]
             if name == "none":
                 continue
-            key = f"edge{i}{j}"
             c_in, s = (C_in, stride) if i == 0 else (C_out, 1)
-            self.edges[key] = OPS[name](c_in, C_out, s, affine, track_running_stats)
-            inputs[j].append((i, key))
-        needed = {_OUTPUT_NODE}
-        for j in range(_OUTPUT_NODE, 0, -1):
-            if j in needed:
-                needed.update(i for i, _ in inputs[j])
-        self._plan = tuple((j, tuple(inputs[j])) for j in range(1, _OUTPUT_NODE + 1) if j in needed)
+            self.edges[f"edge{i}{j}"] = OPS[name](c_in, C_out, s, affine, track_running_stats)
+        self._plan = cell_plan(self.arch)
         self.zero = Zero(C_in, C_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = {0: x}
         for j, inputs in self._plan:
             out: torch.Tensor | None = None
-            for i, key in inputs:
+            for i, key, _ in inputs:
                 term = self.edges[key](nodes[i])
                 out = term if out is None else out + term
             nodes[j] = self.zero(x) if out is None else out
         return nodes[_OUTPUT_NODE]
 
     def extra_repr(self) -> str:
-        return f"arch={_SPACE.format(self.arch)!r}"
+        return f"arch={format_nb201(self.arch)!r}"
 
 
 class NB201Network(nn.Module):
@@ -124,9 +139,8 @@ class NB201Network(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"NB201Network {name} must be a positive integer; got {value!r}")
-        self.arch = _SPACE.validate(arch)
+            check_int(value, name, 1, owner="NB201Network")
+        self.arch = validate_nb201(arch)
         self.C, self.N, self.num_classes, self.in_channels = C, N, num_classes, in_channels
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False),
@@ -163,7 +177,7 @@ class NB201Network(nn.Module):
         return self.classifier(self.forward_features(x))
 
     def extra_repr(self) -> str:
-        return f"arch={_SPACE.format(self.arch)!r}, C={self.C}, N={self.N}"
+        return f"arch={format_nb201(self.arch)!r}, C={self.C}, N={self.N}"
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,7 +1,36 @@
-"""Run directories: resolved config, append-only log, checkpoints, results."""
+"""Run directories and the one lifecycle of every run kind: start, resume, summary, report."""
 
 from __future__ import annotations
 
+from evonas.runs._lifecycle import (
+    RUN_KINDS,
+    RunKind,
+    RunResult,
+    default_run_dir,
+    open_run,
+    report_run,
+    resume_run,
+    run_kind,
+    start_run,
+)
 from evonas.runs._rundir import CHECKPOINT, CONFIG, LOG, META, RESULT, RunDir, atomic_write_bytes, package_versions
 
-__all__ = ["CHECKPOINT", "CONFIG", "LOG", "META", "RESULT", "RunDir", "atomic_write_bytes", "package_versions"]
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "LOG",
+    "META",
+    "RESULT",
+    "RUN_KINDS",
+    "RunDir",
+    "RunKind",
+    "RunResult",
+    "atomic_write_bytes",
+    "default_run_dir",
+    "open_run",
+    "package_versions",
+    "report_run",
+    "resume_run",
+    "run_kind",
+    "start_run",
+]

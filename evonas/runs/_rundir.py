@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from evonas._json import jsonable
 from evonas.errors import RunDirError
 
 CONFIG = "config.yaml"
@@ -83,8 +84,17 @@ class RunDir:
 
     # ---------------------------------------------------------------------------- set-up
     @classmethod
-    def create(cls, path: str | os.PathLike[str], config: dict[str, Any], seed: int, kind: str) -> RunDir:
+    def create(
+        cls, path: str | os.PathLike[str], config: dict[str, Any], seed: int, kind: str, plugins: Iterable[str] = ()
+    ) -> RunDir:
         """Make a new run directory holding the resolved ``config``.
+
+        Args:
+            path: The directory (must not exist, or be empty).
+            config: The resolved config (YAML-ready).
+            seed: The run seed (recorded in ``meta.yaml``).
+            kind: The run kind (``search``, ``supernet``, ...).
+            plugins: Plugins the run needs (loaded again by ``--resume`` and ``report``).
 
         Raises:
             RunDirError: ``path`` exists and is not an empty directory (nothing is touched).
@@ -104,6 +114,7 @@ class RunDir:
         meta = {
             "kind": kind,
             "seed": seed,
+            "plugins": list(plugins),
             "versions": package_versions(),
             "command": sys.argv,
             "host": socket.gethostname(),
@@ -225,7 +236,23 @@ class RunDir:
             raise RunDirError(f"checkpoint {str(p)!r} cannot be read ({type(exc).__name__}); delete it to resume from the log") from None
 
     def write_json(self, name: str, data: Any) -> None:
-        atomic_write_bytes(self.path / name, (json.dumps(data, indent=2) + "\n").encode())
+        atomic_write_bytes(self.path / name, (json.dumps(jsonable(data), indent=2) + "\n").encode())
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_bytes(self.path / name, text.encode())
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace ``config.yaml`` (a resumed run whose budget was extended)."""
+        atomic_write_bytes(self.path / CONFIG, yaml.safe_dump(config, sort_keys=False).encode())
+
+    def read_json(self, name: str) -> Any:
+        """A JSON file of the run directory.
+
+        Raises:
+            RunDirError: It is missing or not valid JSON.
+        """
+        p = self.path / name
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{str(p)!r} cannot be read: {exc}") from None

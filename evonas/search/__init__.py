@@ -1,28 +1,50 @@
-"""The search loop, its config, and runs in run directories."""
+"""The search loop, its config, and the ``search`` run kind."""
 
 from __future__ import annotations
 
-from evonas.search._config import ComponentConfig, FitnessConfig, SearchConfig, build_parts, resolve_config
-from evonas.search._loop import Budget, CandidateRecord, Search, SearchState, best_candidate, evaluation_seed, pareto_front
-from evonas.search._run import SearchResult, format_summary, load_history, resume_search, start_search, summarize
+from evonas.search._config import FitnessConfig, SearchConfig, SearchParts, build_parts
+from evonas.search._loop import (
+    Budget,
+    CandidateRecord,
+    Search,
+    SearchState,
+    as_evaluation,
+    best_candidate,
+    evaluation_seed,
+    pareto_front,
+)
+from evonas.search._run import (
+    SEARCH,
+    SearchRun,
+    format_summary,
+    front_hypervolume,
+    load_history,
+    resume_search,
+    start_search,
+    summarize,
+    write_report,
+)
 
 __all__ = [
     "Budget",
     "CandidateRecord",
-    "ComponentConfig",
     "FitnessConfig",
+    "SEARCH",
     "Search",
     "SearchConfig",
-    "SearchResult",
+    "SearchParts",
+    "SearchRun",
     "SearchState",
+    "as_evaluation",
     "best_candidate",
     "build_parts",
     "evaluation_seed",
     "format_summary",
+    "front_hypervolume",
     "load_history",
     "pareto_front",
-    "resolve_config",
     "resume_search",
     "start_search",
     "summarize",
+    "write_report",
 ]

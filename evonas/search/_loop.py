@@ -20,17 +20,18 @@ with exactly the history of an uninterrupted one.
 from __future__ import annotations
 
 import collections
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
+from evonas._json import json_float
+from evonas.config import Checked, Range
 from evonas.errors import ConfigError, RunDirError
-from evonas.evaluation import Evaluation, Evaluator
-from evonas.executors._base import Executor, Request
+from evonas.evaluation import Evaluation, EvaluationWorker, Evaluator
+from evonas.executors import Executor, Outcome, Task, Worker
 from evonas.fitness import Fitness, Score
 from evonas.runs import RunDir
 from evonas.spaces import Arch, SearchSpace
@@ -43,7 +44,7 @@ def evaluation_seed(run_seed: int, eval_id: int) -> int:
 
 
 @dataclass(frozen=True)
-class Budget:
+class Budget(Checked):
     """When a search stops asking for new candidates.
 
     Attributes:
@@ -56,16 +57,13 @@ class Budget:
     it (as in NAS-Bench-201's reference implementation, which keeps the last query).
     """
 
-    evaluations: int | None = None
-    seconds: float | None = None
+    evaluations: Annotated[int | None, Range(1)] = None
+    seconds: Annotated[float | None, Range(0, low_open=True)] = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.evaluations is None and self.seconds is None:
             raise ConfigError("budget needs 'evaluations' or 'seconds' (or both); got neither")
-        if self.evaluations is not None and self.evaluations < 1:
-            raise ConfigError(f"budget.evaluations must be >= 1; got {self.evaluations}")
-        if self.seconds is not None and not self.seconds > 0:
-            raise ConfigError(f"budget.seconds must be > 0; got {self.seconds}")
 
 
 @dataclass
@@ -105,13 +103,15 @@ class SearchState:
     pending: dict[int, _Pending] = field(default_factory=dict)
     subscribers: dict[int, list[int]] = field(default_factory=dict)  # eval_id -> cand_ids
     inflight_by_arch: dict[Arch, int] = field(default_factory=dict)  # cached fitness only
-    outstanding: dict[int, Request] = field(default_factory=dict)
+    outstanding: dict[int, Task] = field(default_factory=dict)
     ready: list[int] = field(default_factory=list)
     held: list[int] = field(default_factory=list)  # synchronous strategies: done, not yet told
     scores: dict[int, tuple[Arch, Score]] = field(default_factory=dict)
     history: list[CandidateRecord] = field(default_factory=list)
     idle_candidates: int = 0
     stop_reason: str | None = None
+    failed_evaluations: int = 0
+    first_error: str | None = None
 
 
 class _ReplayExecutor(Executor):
@@ -121,46 +121,54 @@ class _ReplayExecutor(Executor):
         self.inner = inner
         self._queue = collections.deque(records)
         self._logged = {r["eval_id"]: r for r in records}
-        self._held: dict[int, Request] = {}
+        self._held: dict[int, Task] = {}
 
     @property
     def capacity(self) -> int:
         return self.inner.capacity
 
-    def start(self, evaluator: Evaluator) -> None:
-        self.inner.start(evaluator)
+    def start(self, worker: Worker) -> None:
+        self.inner.start(worker)
 
-    def submit(self, request: Request) -> None:
-        rec = self._logged.pop(request.eval_id, None)
+    def submit(self, task: Task) -> None:
+        rec = self._logged.pop(task.task_id, None)
         if rec is None:
-            self.inner.submit(request)
+            self.inner.submit(task)
             return
-        if tuple(rec["arch"]) != request.arch or rec["seed"] != request.seed:
+        if tuple(rec["arch"]) != task.payload or rec["seed"] != task.seed:
             raise RunDirError(
-                f"the run log does not match this run: evaluation {request.eval_id} was of {tuple(rec['arch'])}, "
-                f"the resumed run asks for {request.arch}; was the config or the code changed?"
+                f"the run log does not match this run: evaluation {task.task_id} was of {tuple(rec['arch'])}, "
+                f"the resumed run asks for {task.payload}; was the config or the code changed?"
             )
-        self._held[request.eval_id] = request
+        self._held[task.task_id] = task
 
     @property
     def num_pending(self) -> int:
         return len(self._held) + self.inner.num_pending
 
-    def wait(self) -> list[tuple[Request, Evaluation]]:
+    def wait(self) -> list[Outcome]:
         if self._queue:
             rec = self._queue[0]
-            request = self._held.pop(rec["eval_id"], None)
-            if request is None:
+            task = self._held.pop(rec["eval_id"], None)
+            if task is None:
                 raise RunDirError(
                     f"the run log does not match this run: evaluation {rec['eval_id']} is logged but the resumed "
                     "run never asked for it; was the config or the code changed?"
                 )
             self._queue.popleft()
-            return [(request, Evaluation.from_json(rec["evaluation"]))]
+            return [Outcome(task, value=Evaluation.from_json(rec["evaluation"]))]
         return self.inner.wait()
 
     def close(self) -> None:
         self.inner.close()
+
+
+def as_evaluation(outcome: Outcome) -> Evaluation:
+    """The evaluation an executor's outcome stands for (a failure when the task failed)."""
+    if outcome.failed:
+        return Evaluation.failure(str(outcome.error), cost=outcome.seconds)
+    value: Evaluation = outcome.value
+    return value
 
 
 class Search:
@@ -241,7 +249,7 @@ class Search:
             self._prepare_resume()
         st = self.state
         self._open_bar()
-        self.executor.start(self.evaluator)
+        self.executor.start(EvaluationWorker(self.evaluator))
         try:
             for eid in sorted(st.outstanding):
                 self.executor.submit(st.outstanding[eid])
@@ -254,8 +262,8 @@ class Search:
                 done = self.executor.wait()
                 if not done:
                     raise RuntimeError("executor returned nothing while evaluations were pending")
-                for request, evaluation in done:
-                    self._on_evaluation(request, evaluation)
+                for outcome in done:
+                    self._on_evaluation(outcome.task, as_evaluation(outcome))
                 self._process_ready()
                 self._maybe_checkpoint()
                 self._fill()
@@ -319,42 +327,47 @@ class Search:
         eval_id = st.next_eval_id
         st.next_eval_id += 1
         st.submitted += 1
-        request = Request(eval_id=eval_id, arch=arch, seed=evaluation_seed(self.seed, eval_id))
-        st.outstanding[eval_id] = request
+        task = Task(task_id=eval_id, payload=arch, seed=evaluation_seed(self.seed, eval_id))
+        st.outstanding[eval_id] = task
         st.subscribers[eval_id] = [cand_id]
         if self.fitness.cache:
             st.inflight_by_arch[arch] = eval_id
-        self.executor.submit(request)
+        self.executor.submit(task)
 
     # ------------------------------------------------------------------------- results
-    def _on_evaluation(self, request: Request, evaluation: Evaluation) -> None:
+    def _on_evaluation(self, task: Task, evaluation: Evaluation) -> None:
         st = self.state
-        if request.eval_id not in st.outstanding:
-            raise RuntimeError(f"executor returned evaluation {request.eval_id}, which is not outstanding")
-        del st.outstanding[request.eval_id]
+        eval_id, arch = task.task_id, task.payload
+        if eval_id not in st.outstanding:
+            raise RuntimeError(f"executor returned evaluation {eval_id}, which is not outstanding")
+        del st.outstanding[eval_id]
         st.log_position += 1
         st.used_evaluations += 1
         st.used_seconds += float(evaluation.cost)
-        if self.run is not None and request.eval_id not in self._logged_evals:
+        if evaluation.failed:
+            st.failed_evaluations += 1
+            if st.first_error is None:
+                st.first_error = f"evaluation {eval_id} of {self.space.format(arch)!r}: {evaluation.error}"
+        if self.run is not None and eval_id not in self._logged_evals:
             self.run.append(
                 {
                     "type": "eval",
-                    "eval_id": request.eval_id,
-                    "arch": list(request.arch),
-                    "arch_str": self.space.format(request.arch),
-                    "seed": request.seed,
+                    "eval_id": eval_id,
+                    "arch": list(arch),
+                    "arch_str": self.space.format(arch),
+                    "seed": task.seed,
                     "evaluation": evaluation.to_json(),
                     "time": time.time(),
                 }
             )
-            self._logged_evals.add(request.eval_id)
+            self._logged_evals.add(eval_id)
         if self.fitness.cache:
-            st.inflight_by_arch.pop(request.arch, None)
+            st.inflight_by_arch.pop(arch, None)
             if not evaluation.failed:
-                st.cache[request.arch] = evaluation
-        for cand_id in st.subscribers.pop(request.eval_id):
+                st.cache[arch] = evaluation
+        for cand_id in st.subscribers.pop(eval_id):
             pend = st.pending[cand_id]
-            pend.results[request.arch] = evaluation
+            pend.results[arch] = evaluation
             if len(pend.results) == len(set(pend.plan)):
                 st.ready.append(cand_id)
         self._update_bar()
@@ -440,8 +453,8 @@ def candidate_to_json(record: CandidateRecord, space: SearchSpace) -> dict[str, 
         "cand_id": record.cand_id,
         "arch": list(record.arch),
         "arch_str": space.format(record.arch),
-        "values": None if record.values is None else [_finite(v) for v in record.values],
-        "metrics": {k: _finite(v) for k, v in record.metrics.items()},
+        "values": None if record.values is None else [json_float(v) for v in record.values],
+        "metrics": {k: json_float(v) for k, v in record.metrics.items()},
         "failed": record.failed,
         "num_evaluations": record.num_evaluations,
         "used_evaluations": record.used_evaluations,
@@ -449,19 +462,15 @@ def candidate_to_json(record: CandidateRecord, space: SearchSpace) -> dict[str, 
     }
 
 
-def _finite(v: float) -> float | str:
-    v = float(v)
-    return v if math.isfinite(v) else repr(v)
-
-
 def best_candidate(history: list[CandidateRecord]) -> CandidateRecord | None:
     """The candidate with the highest first objective (the earliest among equals)."""
-    best = None
+    best: CandidateRecord | None = None
+    best_value = 0.0
     for rec in history:
         if rec.values is None:
             continue
-        if best is None or rec.values[0] > best.values[0]:  # type: ignore[index]
-            best = rec
+        if best is None or rec.values[0] > best_value:
+            best, best_value = rec, rec.values[0]
     return best
 
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from evonas.errors import ArchError
-from evonas.spaces._base import Arch, ArchGraph
+from evonas.spaces._base import Arch, ArchGraph, SpaceBase
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """Operation names, in NAS-Bench-201's order; a genotype holds indices into this tuple."""
@@ -38,14 +38,16 @@ _ZERO = "0"  # canonical key of a node that always outputs zeros
 _NONE, _SKIP = 0, 1
 
 
-class NB201Space:
+class NB201Space(SpaceBase):
     """The NAS-Bench-201 space of 5^6 = 15,625 cells.
 
     Genotypes are tuples of 6 ints in ``range(5)``. All methods are pure: they return new
-    tuples and draw randomness only from the ``rng`` they are given.
+    tuples and draw randomness only from the ``rng`` they are given. The space has no
+    parameters and every capability (enumerable, crossover, graph, fixed_length).
     """
 
     name = "nb201"
+    capabilities = frozenset({"enumerable", "crossover", "graph", "fixed_length"})
     ops = OPS
     edges = EDGES
     num_choices = NUM_OPS
@@ -53,83 +55,17 @@ class NB201Space:
     size = NUM_OPS**NUM_EDGES
 
     # ----------------------------------------------------------------- validation / strings
-    def validate(self, arch: Sequence[int]) -> Arch:
+    def validate(self, arch: Sequence[int] | str) -> Arch:
         """Return ``arch`` as a genotype tuple, or raise :class:`ArchError` naming the fault."""
-        if isinstance(arch, str):
-            return self.parse(arch)
-        try:
-            values = tuple(arch)
-        except TypeError:
-            raise ArchError(
-                f"nb201 architecture must be a tuple of {NUM_EDGES} op indices in 0..{NUM_OPS - 1}; "
-                f"got {arch!r}"
-            ) from None
-        if len(values) != NUM_EDGES or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < NUM_OPS
-            for v in values
-        ):
-            raise ArchError(
-                f"nb201 architecture must be a tuple of {NUM_EDGES} op indices in 0..{NUM_OPS - 1}; "
-                f"got {arch!r}"
-            )
-        return tuple(int(v) for v in values)
+        return validate_nb201(arch)
 
     def parse(self, text: str) -> Arch:
-        """Parse the official NAS-Bench-201 string.
-
-        Args:
-            text: e.g. ``"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"``.
-
-        Raises:
-            ArchError: The string is not exactly of that form; the message says why.
-        """
-        if not isinstance(text, str):
-            raise ArchError(f"nb201 architecture string must be a str; got {text!r}")
-        expected = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
-        nodes = text.split("+")
-        if len(nodes) != NUM_NODES - 1:
-            raise ArchError(
-                f"malformed nb201 architecture {text!r}: expected 3 nodes separated by '+' as in {expected!r}"
-            )
-        arch: list[int] = []
-        for j, node in enumerate(nodes, start=1):
-            if len(node) < 2 or not (node.startswith("|") and node.endswith("|")):
-                raise ArchError(
-                    f"malformed nb201 architecture {text!r}: node {j} must be enclosed in '|' as in {expected!r}"
-                )
-            tokens = node[1:-1].split("|")
-            if len(tokens) != j:
-                raise ArchError(
-                    f"malformed nb201 architecture {text!r}: node {j} needs {j} inputs, got {len(tokens)}"
-                )
-            for i, token in enumerate(tokens):
-                m = _EDGE_TOKEN.match(token)
-                if m is None:
-                    raise ArchError(f"malformed nb201 architecture {text!r}: bad edge {token!r}, expected 'op~{i}'")
-                op, src = m.group(1), int(m.group(2))
-                if op not in _OP_INDEX:
-                    raise ArchError(
-                        f"unknown nb201 operation {op!r} in {text!r}; valid operations: {', '.join(OPS)}"
-                    )
-                if src != i:
-                    raise ArchError(
-                        f"malformed nb201 architecture {text!r}: edge {token!r} of node {j} must read from node {i}"
-                    )
-                arch.append(_OP_INDEX[op])
-        return tuple(arch)
+        """Parse the official NAS-Bench-201 string (see :func:`parse_nb201`)."""
+        return parse_nb201(text)
 
     def format(self, arch: Arch) -> str:
         """The official NAS-Bench-201 string of ``arch`` (inverse of :meth:`parse`)."""
-        arch = self.validate(arch)
-        parts = []
-        k = 0
-        for j in range(1, NUM_NODES):
-            tokens = []
-            for i in range(j):
-                tokens.append(f"{OPS[arch[k]]}~{i}")
-                k += 1
-            parts.append("|" + "|".join(tokens) + "|")
-        return "+".join(parts)
+        return format_nb201(arch)
 
     # ---------------------------------------------------------------------- enumeration
     def all_archs(self) -> list[Arch]:
@@ -247,6 +183,91 @@ class NB201Space:
     def canonical(self, arch: Arch) -> Arch:
         """The smallest genotype (lexicographically) with the same :meth:`canonical_key`."""
         return _canonical_representatives()[self.canonical_key(arch)]
+
+
+def validate_nb201(arch: Sequence[int] | str) -> Arch:
+    """``arch`` (6 op indices or the official string) as a genotype tuple.
+
+    Raises:
+        ArchError: It is neither; the message names the fault.
+    """
+    if isinstance(arch, str):
+        return parse_nb201(arch)
+    try:
+        values = tuple(arch)
+    except TypeError:
+        raise ArchError(
+            f"nb201 architecture must be a tuple of {NUM_EDGES} op indices in 0..{NUM_OPS - 1}; "
+            f"got {arch!r}"
+        ) from None
+    if len(values) != NUM_EDGES or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < NUM_OPS
+        for v in values
+    ):
+        raise ArchError(
+            f"nb201 architecture must be a tuple of {NUM_EDGES} op indices in 0..{NUM_OPS - 1}; "
+            f"got {arch!r}"
+        )
+    return tuple(int(v) for v in values)
+
+
+def parse_nb201(text: str) -> Arch:
+    """Parse the official NAS-Bench-201 string.
+
+    Args:
+        text: e.g. ``"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"``.
+
+    Raises:
+        ArchError: The string is not exactly of that form; the message says why.
+    """
+    if not isinstance(text, str):
+        raise ArchError(f"nb201 architecture string must be a str; got {text!r}")
+    expected = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+    nodes = text.split("+")
+    if len(nodes) != NUM_NODES - 1:
+        raise ArchError(
+            f"malformed nb201 architecture {text!r}: expected 3 nodes separated by '+' as in {expected!r}"
+        )
+    arch: list[int] = []
+    for j, node in enumerate(nodes, start=1):
+        if len(node) < 2 or not (node.startswith("|") and node.endswith("|")):
+            raise ArchError(
+                f"malformed nb201 architecture {text!r}: node {j} must be enclosed in '|' as in {expected!r}"
+            )
+        tokens = node[1:-1].split("|")
+        if len(tokens) != j:
+            raise ArchError(
+                f"malformed nb201 architecture {text!r}: node {j} needs {j} inputs, got {len(tokens)}"
+            )
+        for i, token in enumerate(tokens):
+            m = _EDGE_TOKEN.match(token)
+            if m is None:
+                raise ArchError(f"malformed nb201 architecture {text!r}: bad edge {token!r}, expected 'op~{i}'")
+            op, src = m.group(1), int(m.group(2))
+            if op not in _OP_INDEX:
+                raise ArchError(
+                    f"unknown nb201 operation {op!r} in {text!r}; valid operations: {', '.join(OPS)}"
+                )
+            if src != i:
+                raise ArchError(
+                    f"malformed nb201 architecture {text!r}: edge {token!r} of node {j} must read from node {i}"
+                )
+            arch.append(_OP_INDEX[op])
+    return tuple(arch)
+
+
+def format_nb201(arch: Sequence[int]) -> str:
+    """The official NAS-Bench-201 string of ``arch`` (inverse of :func:`parse_nb201`)."""
+    genotype = validate_nb201(arch)
+    parts = []
+    k = 0
+    for j in range(1, NUM_NODES):
+        tokens = []
+        for i in range(j):
+            tokens.append(f"{OPS[genotype[k]]}~{i}")
+            k += 1
+        parts.append("|" + "|".join(tokens) + "|")
+    return "+".join(parts)
 
 
 def _canonical_key(arch: Arch) -> str:

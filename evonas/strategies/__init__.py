@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from evonas._registry import Registry
-from evonas.strategies._base import Fitness, NoParams, Strategy
+from evonas.strategies._base import FitnessValues, Strategy
 from evonas.strategies._nsga2 import NSGA2, NSGA2Config
 from evonas.strategies._random import RandomSearch
 from evonas.strategies._rea import REAConfig, RegularizedEvolution
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+"""Strategy name -> Strategy subclass with ``Config``; ``entry(space, num_objectives, rng, config)``."""
 STRATEGIES.register("random")(RandomSearch)
 STRATEGIES.register("rea")(RegularizedEvolution)
 STRATEGIES.register("nsga2")(NSGA2)
 
 __all__ = [
-    "Fitness",
+    "FitnessValues",
     "NSGA2",
     "NSGA2Config",
-    "NoParams",
     "REAConfig",
     "RandomSearch",
     "RegularizedEvolution",

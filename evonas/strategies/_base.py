@@ -9,15 +9,15 @@ a failed evaluation is told as ``None``.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from evonas.errors import ConfigError
-from evonas.spaces import Arch, SearchSpace
+from evonas.spaces import Arch, SearchSpace, require
 
-Fitness = tuple[float, ...]
+FitnessValues = tuple[float, ...]
+"""What a strategy is told of a candidate: one value per objective, larger is better."""
 
 
 class Strategy(abc.ABC):
@@ -34,11 +34,14 @@ class Strategy(abc.ABC):
             results of a generation in the order the candidates were asked, so a run's
             results do not depend on the order in which evaluations finish.
         max_objectives: How many objectives the strategy can handle.
+        requires: Capabilities the search space must declare (e.g. ``crossover``); a
+            config pairing the strategy with a space without them is refused when read.
     """
 
     Config: ClassVar[type]
     synchronous: ClassVar[bool] = False
     max_objectives: ClassVar[int] = 1
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, space: SearchSpace, num_objectives: int, rng: np.random.Generator, config: Any = None) -> None:
         if not 1 <= num_objectives <= self.max_objectives:
@@ -46,6 +49,7 @@ class Strategy(abc.ABC):
                 f"strategy {type(self).__name__} handles at most {self.max_objectives} objective(s); "
                 f"got {num_objectives}"
             )
+        require(space, self.requires, f"strategy {type(self).__name__}")
         self.space = space
         self.num_objectives = num_objectives
         self.rng = rng
@@ -56,10 +60,7 @@ class Strategy(abc.ABC):
         """The next architecture to evaluate, or ``None`` to wait for outstanding tells."""
 
     @abc.abstractmethod
-    def tell(self, arch: Arch, fitness: Fitness | None) -> None:
+    def tell(self, arch: Arch, fitness: FitnessValues | None) -> None:
         """Report the fitness of an architecture returned by :meth:`ask` (``None``: failed)."""
 
 
-@dataclass(frozen=True)
-class NoParams:
-    """A strategy without hyper-parameters."""

@@ -4,19 +4,21 @@ IEEE TEC 2002, with DEAP's non-dominated sorting and crowding distance."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar, cast
+
+import numpy as np
 
 from deap import base, tools
 
-from evonas.errors import ConfigError
-from evonas.spaces import Arch
-from evonas.strategies._base import Fitness, Strategy
+from evonas.config import Checked, Range
+from evonas.spaces import Arch, CrossoverSpace, SearchSpace
+from evonas.strategies._base import FitnessValues, Strategy
 
 _WORST = -1e300  # stands in for the fitness of a failed evaluation: dominated by everything
 
 
 @dataclass(frozen=True)
-class NSGA2Config:
+class NSGA2Config(Checked):
     """Hyper-parameters of NSGA-II.
 
     Attributes:
@@ -27,23 +29,15 @@ class NSGA2Config:
             (default 1.0, which keeps every child new relative to its parents most of the time).
     """
 
-    population_size: int = 20
-    crossover_prob: float = 0.9
-    mutation_prob: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.population_size < 2:
-            raise ConfigError(f"strategy.params.population_size must be >= 2; got {self.population_size}")
-        for name in ("crossover_prob", "mutation_prob"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"strategy.params.{name} must be in [0, 1]; got {v}")
+    population_size: Annotated[int, Range(2)] = 20
+    crossover_prob: Annotated[float, Range(0, 1)] = 0.9
+    mutation_prob: Annotated[float, Range(0, 1)] = 1.0
 
 
 class _Individual:
     """A DEAP-compatible individual: just enough for ``tools.selNSGA2``."""
 
-    def __init__(self, arch: Arch, values: Fitness, fitness_cls: type) -> None:
+    def __init__(self, arch: Arch, values: FitnessValues, fitness_cls: type) -> None:
         self.arch = arch
         self.fitness = fitness_cls(values)
 
@@ -62,13 +56,14 @@ class NSGA2(Strategy):
     Config = NSGA2Config
     synchronous: ClassVar[bool] = True
     max_objectives: ClassVar[int] = 16
+    requires: ClassVar[frozenset[str]] = frozenset({"crossover"})
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.parents: list[tuple[Arch, Fitness]] = []
+    def __init__(self, space: SearchSpace, num_objectives: int, rng: np.random.Generator, config: Any = None) -> None:
+        super().__init__(space, num_objectives, rng, config)
+        self.parents: list[tuple[Arch, FitnessValues]] = []
         self.generation = 0
         self._to_ask: list[Arch] = []
-        self._told: list[tuple[Arch, Fitness]] = []
+        self._told: list[tuple[Arch, FitnessValues]] = []
         self._expected = 0
         self._start_generation()
 
@@ -77,7 +72,7 @@ class NSGA2(Strategy):
         # A fresh subclass per call keeps the strategy picklable (no module-level creator).
         return type("NSGA2Fitness", (base.Fitness,), {"weights": (1.0,) * self.num_objectives})
 
-    def _individuals(self, members: list[tuple[Arch, Fitness]]) -> list[_Individual]:
+    def _individuals(self, members: list[tuple[Arch, FitnessValues]]) -> list[_Individual]:
         cls = self._fitness_cls()
         return [_Individual(a, f, cls) for a, f in members]
 
@@ -112,7 +107,7 @@ class NSGA2(Strategy):
             while len(children) < n:
                 a, b = tournament(), tournament()
                 if self.rng.random() < self.config.crossover_prob:
-                    a, b = self.space.crossover(a, b, self.rng)
+                    a, b = cast(CrossoverSpace, self.space).crossover(a, b, self.rng)
                 for child in (a, b):
                     if self.rng.random() < self.config.mutation_prob:
                         child = self.space.mutate(child, self.rng)
@@ -128,7 +123,7 @@ class NSGA2(Strategy):
             return None
         return self._to_ask.pop()
 
-    def tell(self, arch: Arch, fitness: Fitness | None) -> None:
+    def tell(self, arch: Arch, fitness: FitnessValues | None) -> None:
         values = tuple(float(v) for v in fitness) if fitness is not None else (_WORST,) * self.num_objectives
         self._told.append((arch, values))
         if len(self._told) < self._expected:
@@ -140,7 +135,7 @@ class NSGA2(Strategy):
         self.generation += 1
         self._start_generation()
 
-    def pareto_front(self) -> list[tuple[Arch, Fitness]]:
+    def pareto_front(self) -> list[tuple[Arch, FitnessValues]]:
         """The non-dominated parents of the current generation."""
         if not self.parents:
             return []

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from evonas.spaces import Arch
-from evonas.strategies._base import Fitness, NoParams, Strategy
+from evonas.spaces import NoParams
+from evonas.strategies._base import FitnessValues, Strategy
 
 
 class RandomSearch(Strategy):
@@ -21,6 +22,6 @@ class RandomSearch(Strategy):
     def ask(self) -> Arch:
         return self.space.sample(self.rng)
 
-    def tell(self, arch: Arch, fitness: Fitness | None) -> None:
+    def tell(self, arch: Arch, fitness: FitnessValues | None) -> None:
         # Nothing to learn: the loop keeps the history and picks the best.
         return None

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import Annotated, Any
 
-from evonas.errors import ConfigError
-from evonas.spaces import Arch
-from evonas.strategies._base import Fitness, Strategy
+import numpy as np
+
+from evonas.config import Checked, Range
+from evonas.spaces import Arch, SearchSpace
+from evonas.strategies._base import FitnessValues, Strategy
 
 
 @dataclass(frozen=True)
-class REAConfig:
+class REAConfig(Checked):
     """Hyper-parameters of regularized evolution.
 
     Attributes:
@@ -22,14 +25,8 @@ class REAConfig:
             per tournament; the fittest is the parent (default 3).
     """
 
-    population_size: int = 10
-    tournament_size: int = 3
-
-    def __post_init__(self) -> None:
-        if self.population_size < 1:
-            raise ConfigError(f"strategy.params.population_size must be >= 1; got {self.population_size}")
-        if self.tournament_size < 1:
-            raise ConfigError(f"strategy.params.tournament_size must be >= 1; got {self.tournament_size}")
+    population_size: Annotated[int, Range(1)] = 10
+    tournament_size: Annotated[int, Range(1)] = 3
 
 
 class RegularizedEvolution(Strategy):
@@ -45,8 +42,8 @@ class RegularizedEvolution(Strategy):
 
     Config = REAConfig
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, space: SearchSpace, num_objectives: int, rng: np.random.Generator, config: Any = None) -> None:
+        super().__init__(space, num_objectives, rng, config)
         self.population: collections.deque[tuple[Arch, float]] = collections.deque()
         self.num_asked = 0
         self.num_told = 0
@@ -67,7 +64,7 @@ class RegularizedEvolution(Strategy):
         self.num_asked += 1
         return self.space.mutate(parent, self.rng)
 
-    def tell(self, arch: Arch, fitness: Fitness | None) -> None:
+    def tell(self, arch: Arch, fitness: FitnessValues | None) -> None:
         self.num_told += 1
         if fitness is None:
             return

@@ -1,12 +1,15 @@
-"""The one-shot half of the pipeline: a single-path weight-sharing supernet over the
-NAS-Bench-201 space, its samplers, its evaluator and the proxy-validation loop.
+"""The one-shot half of the pipeline: a single-path weight-sharing supernet, its samplers,
+its evaluator and the proxy-validation loop.
 
-``SupernetTrainer(config).train()`` trains a :class:`SuperNet` on architectures proposed
-by a registered sampler (``uniform``, ``novelty``, ``importance``, ``fair``);
+A run's ``space`` section builds the search space, its ``supernet`` section names an
+entry of :data:`SUPERNETS` serving that space (``nb201``: :class:`SuperNet`), and its
+``sampler`` section an entry of :data:`SAMPLERS` (``uniform``, ``novelty``,
+``importance``, ``fair``). ``evonas supernet train`` runs :data:`SUPERNET`, the
+``supernet`` run kind (:class:`SupernetTrainer` in a run directory);
 :class:`SupernetEvaluator` scores architectures with inherited weights;
 :class:`PredictorEvaluator` scores them with the proxy predictor fitted on the
-``(architecture, validation loss)`` memory. ``evonas supernet train|rank`` drive it from
-the command line.
+``(architecture, validation loss)`` memory; ``evonas supernet rank`` ranks a finished
+run's architectures against NAS-Bench-201.
 """
 
 from __future__ import annotations
@@ -14,18 +17,23 @@ from __future__ import annotations
 from evonas.supernet._actor import SupernetActorEvaluator
 from evonas.supernet._config import (
     ProxyConfig,
-    SamplerConfig,
     SupernetEvalConfig,
     SupernetRunConfig,
-    SupernetSpec,
     SupernetTrainConfig,
 )
 from evonas.supernet._evaluator import EvalData, SupernetEvaluator
-from evonas.supernet._network import SuperCell, SuperNet, cell_plan, cumulative_bn
-from evonas.supernet._proxy import PROXY_METRIC, PredictorEvaluator, ProxyMemory, fit_proxy_predictor
+from evonas.supernet._network import SuperCell, SuperNet, cumulative_bn
+from evonas.supernet._proxy import (
+    PROXY_METRIC,
+    PredictorEvaluator,
+    ProxyMemory,
+    fit_proxy_predictor,
+    make_proxy_predictor,
+)
 from evonas.supernet._rank import RankResult, num_conv3x3, rank_architectures
 from evonas.supernet._run import (
-    KIND,
+    SUPERNET,
+    SupernetRun,
     load_predictor,
     load_supernet,
     load_supernet_evaluator,
@@ -44,35 +52,50 @@ from evonas.supernet._samplers import (
     make_sampler,
     op_balance,
 )
-from evonas.supernet._trainer import SupernetResult, SupernetTrainer, TrainState, lr_at
+from evonas.supernet._supernets import (
+    SUPERNETS,
+    NB201SupernetConfig,
+    build_supernet,
+    check_supernet,
+)
+from evonas.supernet._trainer import (
+    SupernetResult,
+    SupernetTrainer,
+    TrainState,
+    check_capabilities,
+    lr_at,
+)
 
 __all__ = [
-    "KIND",
     "PROXY_METRIC",
     "SAMPLERS",
+    "SUPERNET",
+    "SUPERNETS",
     "EvalData",
     "FairSampler",
     "ImportanceSampler",
+    "NB201SupernetConfig",
     "NoveltySampler",
     "PredictorEvaluator",
     "ProxyConfig",
     "ProxyMemory",
     "RankResult",
     "Sampler",
-    "SamplerConfig",
     "SuperCell",
     "SuperNet",
-    "SupernetEvalConfig",
     "SupernetActorEvaluator",
+    "SupernetEvalConfig",
     "SupernetEvaluator",
     "SupernetResult",
+    "SupernetRun",
     "SupernetRunConfig",
-    "SupernetSpec",
     "SupernetTrainConfig",
     "SupernetTrainer",
     "TrainState",
     "UniformSampler",
-    "cell_plan",
+    "build_supernet",
+    "check_capabilities",
+    "check_supernet",
     "coverage",
     "cumulative_bn",
     "fit_proxy_predictor",
@@ -80,6 +103,7 @@ __all__ = [
     "load_supernet",
     "load_supernet_evaluator",
     "lr_at",
+    "make_proxy_predictor",
     "make_sampler",
     "num_conv3x3",
     "op_balance",

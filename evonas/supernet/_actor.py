@@ -10,12 +10,13 @@ handles, and each architecture is routed to a fixed actor so that its cache is u
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from evonas.errors import ConfigError
+from evonas.config import check_int, check_number
 from evonas.evaluation import Evaluation
-from evonas.spaces import Arch, NB201Space
+from evonas.spaces import Arch
 from evonas.supernet._evaluator import SupernetEvaluator
 
 
@@ -58,24 +59,25 @@ class SupernetActorEvaluator:
     def __init__(
         self, evaluator: SupernetEvaluator, num_actors: int = 1, num_cpus: float = 1.0, num_gpus: float = 0.0
     ) -> None:
-        from evonas.executors import _ray  # sets Ray's environment defaults before importing it
+        from evonas.executors import (
+            _ray,  # sets Ray's environment defaults before importing it
+        )
 
         ray = _ray.ray
-        if isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors < 1:
-            raise ConfigError(f"num_actors must be a positive integer; got {num_actors!r}")
+        check_int(num_actors, "num_actors", 1, owner="SupernetActorEvaluator")
         for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative number; got {value!r}")
+            check_number(value, name, 0, owner="SupernetActorEvaluator")
         if not ray.is_initialized():
             raise RuntimeError("SupernetActorEvaluator needs an initialised Ray (start a RayExecutor or ray.init first)")
         self.metric_names: tuple[str, ...] = tuple(evaluator.metric_names)
         ref = ray.put(evaluator)
         actor_cls = ray.remote(_EvaluatorActor).options(num_cpus=num_cpus, num_gpus=num_gpus)
-        self.actors = [actor_cls.remote(ref) for _ in range(num_actors)]
-        self.space = NB201Space()
+        self.actors: list[Any] = [actor_cls.remote(ref) for _ in range(num_actors)]
+        self.space = evaluator.space
 
     def _actor(self, arch: Arch) -> Any:
-        return self.actors[self.space.ordinal(arch) % len(self.actors)]
+        # a digest of the genotype, the same in every process (str hashes are salted)
+        return self.actors[zlib.crc32(repr(arch).encode()) % len(self.actors)]
 
     def evaluate(self, arch: Sequence[int], seed: int = 0) -> Evaluation:
         """Evaluate ``arch`` in its actor (blocks until done)."""

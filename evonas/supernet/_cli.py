@@ -1,43 +1,28 @@
-"""``evonas supernet train|rank``: the command-line side of the supernet package.
+"""``evonas supernet rank``: the command-line side of the supernet package.
 
-The lead's parser gives a Namespace with ``action`` (``train`` or ``rank``) and, for
-``train``: ``config``, ``resume``, ``run_dir``, ``no_progress``, ``overrides``; for
-``rank``: ``run_dir``, ``table``, ``num_archs``, ``val_images``.
+``evonas supernet train`` is the ``supernet`` run kind of :mod:`evonas.runs`
+(:data:`evonas.supernet._run.SUPERNET`); the parser of :mod:`evonas.cli` calls
+:func:`rank` with ``run_dir``, ``table``, ``num_archs``, ``val_images`` and ``no_progress``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from evonas.errors import EvonasError
 
+def rank(args: argparse.Namespace) -> int:
+    """Run ``evonas supernet rank RUN_DIR`` and print the ranking table.
 
-def main(args: argparse.Namespace) -> int:
-    """Run ``evonas supernet <action>``; bad input raises an :class:`EvonasError`."""
-    from evonas.supernet._run import format_rank, format_train_summary, rank_run, resume_training, start_training
+    ``--num-archs`` and ``--val-images`` are checked first, then the run directory and
+    the table, all before any architecture is evaluated (see
+    :func:`evonas.supernet._run.rank_run`); bad input raises an
+    :class:`~evonas.errors.EvonasError`.
+    """
+    from evonas.supernet._run import format_rank, rank_run
 
-    action = getattr(args, "action", None)
-    if action == "train":
-        progress = False if getattr(args, "no_progress", False) else None
-        resume = getattr(args, "resume", None)
-        config = getattr(args, "config", None)
-        if resume:
-            if config or getattr(args, "overrides", None) or getattr(args, "run_dir", None):
-                raise EvonasError(
-                    "--resume takes no --config, overrides or --run-dir: a run continues with the config it was started with"
-                )
-            path, summary = resume_training(resume, progress=progress)
-        else:
-            if not config:
-                raise EvonasError("evonas supernet train needs --config PATH (or --resume RUN_DIR)")
-            path, summary = start_training(config, list(getattr(args, "overrides", None) or []),
-                                           run_dir=getattr(args, "run_dir", None), progress=progress)
-        print(format_train_summary(summary, path))
-        return 0
-    if action == "rank":
-        num = getattr(args, "num_archs", None)
-        out = rank_run(args.run_dir, table=getattr(args, "table", None), num_archs=200 if num is None else num,
-                       progress=not getattr(args, "no_progress", False), val_images=getattr(args, "val_images", None))
-        print(format_rank(out))
-        return 0
-    raise EvonasError(f"unknown supernet action {action!r}; valid actions: train, rank")
+    out = rank_run(
+        args.run_dir, table=args.table, num_archs=args.num_archs, progress=not args.no_progress,
+        val_images=args.val_images,
+    )
+    print(format_rank(out))
+    return 0

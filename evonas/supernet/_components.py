@@ -2,20 +2,26 @@
 
 ``evaluator: {name: supernet, params: {run_dir: RUN_DIR}}`` scores with inherited weights;
 ``evaluator: {name: proxy, params: {run_dir: RUN_DIR}}`` with the run's proxy predictor
-(cheap enough for the neighbourhood-aware fitness to score every neighbour). The factories
-follow :class:`evonas._registry.Component`: ``factory(config) -> evaluator``.
+(cheap enough for the neighbourhood-aware fitness to score every neighbour). A relative
+``run_dir`` in a config file is relative to the file. The factories follow
+:class:`evonas._registry.Component`: ``factory(config, space=space) -> evaluator``; the
+supernet run must have been trained on the search's space.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from evonas.errors import ConfigError, RunDirError
-from evonas.training._device import check_device_spec
+from evonas.config import Checked, IsPath, Range
+from evonas.errors import RunDirError
+from evonas.evaluation import Evaluator
+from evonas.spaces import SearchSpace
+from evonas.training import check_device_spec
 
 
 @dataclass(frozen=True)
-class SupernetEvaluatorConfig:
+class SupernetEvaluatorConfig(Checked):
     """A finished supernet run's weights as an evaluator (metrics ``val_loss``, ``val_acc``).
 
     Attributes:
@@ -28,31 +34,36 @@ class SupernetEvaluatorConfig:
             first to use a cluster.
     """
 
-    run_dir: str
+    run_dir: Annotated[str, IsPath()]
     device: str = "cpu"
-    actors: int = 0
+    actors: Annotated[int, Range(0)] = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_device_spec(self.device)
-        if isinstance(self.actors, bool) or not isinstance(self.actors, int) or self.actors < 0:
-            raise ConfigError(f"evaluator.params.actors must be an integer >= 0; got {self.actors!r}")
 
 
 @dataclass(frozen=True)
-class ProxyEvaluatorConfig:
+class ProxyEvaluatorConfig(Checked):
     """A finished supernet run's proxy predictor as an evaluator (metric ``proxy_val_loss``).
 
     Attributes:
         run_dir: The run directory of ``evonas supernet train`` (its proxy loop must have run).
     """
 
-    run_dir: str
+    run_dir: Annotated[str, IsPath()]
 
 
-def build_supernet_evaluator(config: SupernetEvaluatorConfig) -> object:
+def build_supernet_evaluator(config: SupernetEvaluatorConfig, *, space: SearchSpace) -> Evaluator:
+    """The ``supernet`` evaluator entry.
+
+    Raises:
+        RunDirError: The run is missing or unfinished.
+        CapabilityError: The run was trained on another space.
+    """
     from evonas.supernet._run import load_supernet_evaluator
 
-    evaluator = load_supernet_evaluator(config.run_dir, device=config.device)
+    evaluator = load_supernet_evaluator(config.run_dir, device=config.device, space=space)
     if config.actors == 0:
         return evaluator
     from evonas.executors._ray import init_local_ray, ray
@@ -64,12 +75,16 @@ def build_supernet_evaluator(config: SupernetEvaluatorConfig) -> object:
     return SupernetActorEvaluator(evaluator, num_actors=config.actors)
 
 
-def build_proxy_evaluator(config: ProxyEvaluatorConfig) -> object:
+def build_proxy_evaluator(config: ProxyEvaluatorConfig, *, space: SearchSpace) -> Evaluator:
+    """The ``proxy`` evaluator entry.
+
+    Raises:
+        RunDirError: The run is missing, unfinished, or fitted no predictor.
+        CapabilityError: The run was trained on another space.
+    """
     from evonas.supernet._run import load_predictor
 
-    evaluator = load_predictor(config.run_dir)
+    evaluator = load_predictor(config.run_dir, space=space)
     if evaluator is None:
-        raise RunDirError(
-            f"supernet run {config.run_dir!r} has no proxy predictor; train it with proxy.every > 0"
-        )
+        raise RunDirError(f"supernet run {config.run_dir!r} has no proxy predictor; train it with proxy.every > 0")
     return evaluator

@@ -14,26 +14,29 @@ import collections
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from evonas.data import DatasetConfig, DataSplits
+from evonas.config import ComponentConfig
+from evonas.data import DatasetConfig, DataSplits, ImageTensorDataset, cached_splits
 from evonas.evaluation import Evaluation
-from evonas.spaces import Arch, NB201Space
-from evonas.supernet._config import SupernetEvalConfig, SupernetSpec
-from evonas.supernet._network import SuperNet, bn_buffers, cumulative_bn, restore_buffers
-from evonas.training import resolve_channels_last, select_device
+from evonas.spaces import Arch, SearchSpace
+from evonas.supernet._config import SupernetEvalConfig
+from evonas.supernet._network import bn_buffers, cumulative_bn, restore_buffers
+from evonas.supernet._supernets import build_supernet, check_supernet
+from evonas.training import (
+    amp_dtype,
+    evaluate_batches,
+    resolve_channels_last,
+    select_device,
+)
 
 METRIC_NAMES: tuple[str, ...] = ("val_loss", "val_acc")
 
-
-@lru_cache(maxsize=2)
-def _load_splits(config: DatasetConfig) -> DataSplits:
-    return config.load()
+Batches = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,8 +48,8 @@ class EvalData:
         val_batches: Validation batches.
     """
 
-    bn_batches: tuple[tuple[torch.Tensor, torch.Tensor], ...]
-    val_batches: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    bn_batches: Batches
+    val_batches: Batches
 
     @property
     def num_val(self) -> int:
@@ -57,23 +60,26 @@ class EvalData:
         """Draw the seeded subsets of ``splits``: ``bn_batches`` training batches and
         ``val_images`` validation images (all of them when ``None``)."""
         rng = np.random.default_rng([seed, 7])
-        train = splits.train.reseeded(0, augment=False) if hasattr(splits.train, "reseeded") else splits.train
+        train: Any = splits.train
+        if isinstance(train, ImageTensorDataset):
+            train = train.reseeded(0, augment=False)
+        val: Any = splits.val
         n_bn = min(len(train), config.bn_batches * config.batch_size)
         bn_pos = np.sort(rng.choice(len(train), size=n_bn, replace=False))
-        n_val = len(splits.val) if config.val_images is None else min(config.val_images, len(splits.val))
-        val_pos = np.sort(rng.choice(len(splits.val), size=n_val, replace=False))
+        n_val = len(val) if config.val_images is None else min(config.val_images, len(val))
+        val_pos = np.sort(rng.choice(len(val), size=n_val, replace=False))
         return cls(
             bn_batches=_batches(train, bn_pos, config.batch_size),
-            val_batches=_batches(splits.val, val_pos, config.batch_size),
+            val_batches=_batches(val, val_pos, config.batch_size),
         )
 
 
-def _batches(dataset: Any, positions: np.ndarray, batch_size: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+def _batches(dataset: Any, positions: np.ndarray, batch_size: int) -> Batches:
     out = []
     for start in range(0, len(positions), batch_size):
         chunk = positions[start : start + batch_size]
-        if hasattr(dataset, "batch"):
-            x, y = dataset.batch(chunk)
+        if isinstance(dataset, ImageTensorDataset):
+            x, y = dataset.batch(torch.as_tensor(chunk))
         else:
             items = [dataset[int(i)] for i in chunk]
             x = torch.stack([it[0] for it in items])
@@ -89,14 +95,17 @@ class SupernetEvaluator:
     the data are set up lazily, once per process) or with :meth:`attached` around a live
     supernet (used by the trainer's proxy-validation loop). Batch-norm re-estimation
     changes the supernet's running statistics only for the duration of one evaluation:
-    they are restored afterwards.
+    they are restored afterwards. The validation pass is
+    :func:`evonas.training.evaluate_batches` over the supernet's path of the architecture.
 
     ``evaluate(arch, seed)`` does not depend on ``seed``: the batches are fixed by
     ``data_seed`` so that architectures are compared on the same images.
 
     Args:
         weights: The supernet's ``state_dict``.
-        spec: Its size.
+        space: The search space of the architectures.
+        supernet: The registered supernet and its size (``{name, params}``), which the
+            weights belong to.
         dataset: The data the supernet was trained on.
         config: Evaluation settings.
         num_classes: Classifier outputs.
@@ -110,6 +119,9 @@ class SupernetEvaluator:
 
     Attributes:
         metric_names: ``val_loss`` (mean cross-entropy) and ``val_acc`` (percent).
+
+    Raises:
+        CapabilityError: The supernet serves another space.
     """
 
     metric_names: tuple[str, ...] = METRIC_NAMES
@@ -117,7 +129,8 @@ class SupernetEvaluator:
     def __init__(
         self,
         weights: dict[str, torch.Tensor],
-        spec: SupernetSpec,
+        space: SearchSpace,
+        supernet: ComponentConfig,
         dataset: DatasetConfig,
         config: SupernetEvalConfig | None = None,
         *,
@@ -129,8 +142,10 @@ class SupernetEvaluator:
         data_seed: int = 0,
         num_threads: int | None = None,
     ) -> None:
+        check_supernet(supernet, space)
         self.weights = {k: v.detach().cpu() for k, v in weights.items()}
-        self.spec = spec
+        self.space = space
+        self.supernet = supernet
         self.dataset = dataset
         self.config = SupernetEvalConfig() if config is None else config
         self.num_classes = num_classes
@@ -140,8 +155,7 @@ class SupernetEvaluator:
         self.channels_last = channels_last
         self.data_seed = data_seed
         self.num_threads = num_threads
-        self.space = NB201Space()
-        self._model: SuperNet | None = None
+        self._model: nn.Module | None = None
         self._data: EvalData | None = None
         self._splits: DataSplits | None = None
         self._cache: collections.OrderedDict[Arch, Evaluation] = collections.OrderedDict()
@@ -151,7 +165,9 @@ class SupernetEvaluator:
     @classmethod
     def attached(
         cls,
-        model: SuperNet,
+        model: nn.Module,
+        space: SearchSpace,
+        supernet: ComponentConfig,
         splits: DataSplits,
         config: SupernetEvalConfig,
         *,
@@ -163,16 +179,9 @@ class SupernetEvaluator:
     ) -> SupernetEvaluator:
         """An evaluator using ``model`` itself (no copy); its weights must not change
         while cached results are in use. ``channels_last=None`` follows the memory format
-        of the model's weights."""
-        spec = SupernetSpec(channels=model.C, cells_per_stage=model.N)
-        self = cls.__new__(cls)
-        self.weights = {}
-        self.spec = spec
-        self.dataset = dataset if dataset is not None else DatasetConfig()
-        self.config = config
-        self.num_classes, self.in_channels = model.num_classes, model.in_channels
+        of the model's weights. ``supernet`` and ``dataset`` describe the model and its
+        data for a pickled copy, which rebuilds both."""
         first = next(model.parameters())
-        self.device = str(first.device)
         if channels_last is None:
             # a conv weight with several input channels and a spatial kernel: for it the two
             # memory formats differ (a 1-channel stem's weight is both at once)
@@ -180,13 +189,14 @@ class SupernetEvaluator:
             channels_last = conv is not None and not conv.is_contiguous() and conv.is_contiguous(
                 memory_format=torch.channels_last
             )
-        self.amp, self.channels_last, self.data_seed, self.num_threads = amp, channels_last, data_seed, None
-        self.space = NB201Space()
+        self = cls(
+            {}, space, supernet, dataset if dataset is not None else DatasetConfig(), config,
+            num_classes=splits.num_classes, in_channels=splits.in_channels, device=str(first.device), amp=amp,
+            channels_last=channels_last, data_seed=data_seed,
+        )
         self._model = model
         self._splits = splits
         self._data = data
-        self._cache = collections.OrderedDict()
-        self.hits = self.misses = 0
         return self
 
     # ----------------------------------------------------------------------- pickling
@@ -201,11 +211,11 @@ class SupernetEvaluator:
         return state
 
     # ------------------------------------------------------------------------- set-up
-    def model(self) -> SuperNet:
+    def model(self) -> nn.Module:
         """The supernet (built and loaded on first use in this process)."""
         if self._model is None:
             device = select_device(self.device)
-            net = SuperNet(self.spec.channels, self.spec.cells_per_stage, self.num_classes, self.in_channels)
+            net = build_supernet(self.supernet, self.space, self.num_classes, self.in_channels)
             net.load_state_dict(self.weights)
             net.to(device)
             self.channels_last = resolve_channels_last(self.channels_last, device)
@@ -218,7 +228,7 @@ class SupernetEvaluator:
     def data(self) -> EvalData:
         """The fixed evaluation batches (built on first use in this process)."""
         if self._data is None:
-            splits = self._splits if self._splits is not None else _load_splits(self.dataset)
+            splits = self._splits if self._splits is not None else cached_splits(self.dataset)
             self._data = EvalData.build(splits, self.config, self.data_seed)
         return self._data
 
@@ -257,46 +267,36 @@ class SupernetEvaluator:
         model = self.model()
         data = self.data()
         device = next(model.parameters()).device
+        channels_last = self.channels_last is True
         recalibrate = self.config.bn_recalibration
         saved = bn_buffers(model) if recalibrate else None
         was_training = model.training
-        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-        total_loss, correct, count = 0.0, 0, 0
         try:
-            with torch.no_grad():
-                if recalibrate:
-                    model.train()
-                    with cumulative_bn(model):
-                        for x, _ in data.bn_batches:
-                            with torch.autocast(device.type, dtype=dtype, enabled=self.amp):
-                                model(self._to(x, device), arch)
-                model.eval()
-                for x, y in data.val_batches:
-                    y = y.to(device)
-                    with torch.autocast(device.type, dtype=dtype, enabled=self.amp):
-                        logits = model(self._to(x, device), arch)
-                    logits = logits.float()
-                    total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-                    correct += int((logits.argmax(dim=1) == y).sum())
-                    count += int(y.shape[0])
+            if recalibrate:
+                model.train()
+                with torch.no_grad(), cumulative_bn(model):
+                    for x, _ in data.bn_batches:
+                        x = x.to(device, non_blocking=True)
+                        if channels_last:
+                            x = x.contiguous(memory_format=torch.channels_last)
+                        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=self.amp):
+                            model(x, arch)
+            model.eval()
+            result = evaluate_batches(
+                lambda x: model(x, arch), data.val_batches, device, amp=self.amp, channels_last=channels_last
+            )
         finally:
             if saved is not None:
                 restore_buffers(model, saved)
             model.train(was_training)
-        loss = total_loss / count if count else float("nan")
-        acc = 100.0 * correct / count if count else float("nan")
         return Evaluation(
-            metrics={"val_loss": loss, "val_acc": acc},
+            metrics={"val_loss": result.loss, "val_acc": result.acc},
             cost=time.perf_counter() - start,
-            info={"bn_recalibrated": recalibrate, "images": count},
+            info={"bn_recalibrated": recalibrate, "images": result.num_samples},
         )
-
-    def _to(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-        x = x.to(device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __repr__(self) -> str:
         return (
-            f"SupernetEvaluator(C={self.spec.channels}, N={self.spec.cells_per_stage}, "
+            f"SupernetEvaluator(space={self.space!r}, supernet={self.supernet!r}, "
             f"bn_recalibration={self.config.bn_recalibration}, val_images={self.config.val_images})"
         )

@@ -1,4 +1,5 @@
-"""The single-path weight-sharing supernet of the NAS-Bench-201 space.
+"""The single-path weight-sharing supernet of the NAS-Bench-201 space (the ``nb201``
+entry of :data:`evonas.supernet.SUPERNETS`).
 
 Guo et al., "Single Path One-Shot Neural Architecture Search with Uniform Sampling",
 ECCV 2020, on the network of Dong & Yang, "NAS-Bench-201", ICLR 2020. Every cell edge
@@ -17,41 +18,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
+from typing import cast
 
 import torch
 from torch import nn
 
-from evonas.errors import ConfigError
-from evonas.models import OPS, NB201Network, ResNetBasicBlock, Zero
-from evonas.spaces import EDGES, NB201Space
+from evonas.config import check_int
+from evonas.models import OPS, NB201Network, ResNetBasicBlock, Zero, cell_plan
+from evonas.spaces import EDGES, Arch, validate_nb201
 from evonas.spaces import OPS as OP_NAMES
-from evonas.spaces import Arch
 
-_SPACE = NB201Space()
 _OUTPUT_NODE = max(j for _, j in EDGES)
-_NONE = OP_NAMES.index("none")
 _EDGE_KEY = re.compile(r"^(cells\.\d+\.edges\.edge\d\d)\.(.*)$")
-
-Plan = tuple[tuple[int, tuple[tuple[int, str, int], ...]], ...]
-
-
-@lru_cache(maxsize=None)
-def cell_plan(arch: Arch) -> Plan:
-    """The computation of a cell for ``arch``, in node order, as :class:`NB201Cell` does it.
-
-    Each entry is ``(node, ((source, edge_key, op), ...))``: ``none`` edges are left out,
-    and nodes that cannot reach the output are not computed.
-    """
-    inputs: dict[int, list[tuple[int, str, int]]] = {j: [] for j in range(1, _OUTPUT_NODE + 1)}
-    for (i, j), op in zip(EDGES, arch):
-        if op != _NONE:
-            inputs[j].append((i, f"edge{i}{j}", op))
-    needed = {_OUTPUT_NODE}
-    for j in range(_OUTPUT_NODE, 0, -1):
-        if j in needed:
-            needed.update(i for i, _, _ in inputs[j])
-    return tuple((j, tuple(inputs[j])) for j in range(1, _OUTPUT_NODE + 1) if j in needed)
 
 
 class SuperCell(nn.Module):
@@ -76,10 +54,15 @@ class SuperCell(nn.Module):
         for j, inputs in cell_plan(arch):
             out: torch.Tensor | None = None
             for i, key, op in inputs:
-                term = self.edges[key][op](nodes[i])
+                term = self._op(key, op)(nodes[i])
                 out = term if out is None else out + term
             nodes[j] = self.zero(x) if out is None else out
         return nodes[_OUTPUT_NODE]
+
+    def _op(self, key: str, op: int) -> nn.Module:
+        """The module of operation ``op`` on edge ``key`` (e.g. ``"edge01"``)."""
+        ops = cast(nn.ModuleList, self.edges[key])
+        return ops[op]
 
 
 class SuperNet(nn.Module):
@@ -90,8 +73,8 @@ class SuperNet(nn.Module):
     all cells of the network share the sampled genotype, as in the benchmark.
 
     Args:
-        C: Channels of the first stage (16 in NAS-Bench-201; 8-16 trains quickly on CPUs).
-        N: Cells per stage (5 in NAS-Bench-201; 1-2 trains quickly on CPUs).
+        C: Channels of the first stage (16 in NAS-Bench-201).
+        N: Cells per stage (5 in NAS-Bench-201).
         num_classes: Outputs of the classifier.
         in_channels: Channels of the input images.
 
@@ -105,8 +88,7 @@ class SuperNet(nn.Module):
     def __init__(self, C: int = 16, N: int = 1, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
         for name, value in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"SuperNet {name} must be a positive integer; got {value!r}")
+            check_int(value, name, 1, owner="SuperNet")
         self.C, self.N, self.num_classes, self.in_channels = C, N, num_classes, in_channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         layers: list[nn.Module] = []
@@ -127,7 +109,7 @@ class SuperNet(nn.Module):
         Shapes:
             ``(B, in_channels, H, W) -> (B, num_classes)``.
         """
-        genotype = _SPACE.validate(arch)
+        genotype = validate_nb201(arch)
         out = self.stem(x)
         for layer in self.cells:
             out = layer(out, genotype) if isinstance(layer, SuperCell) else layer(out)
@@ -136,12 +118,12 @@ class SuperNet(nn.Module):
 
     def path_modules(self, arch: Sequence[int]) -> list[nn.Module]:
         """The operation modules that ``forward(x, arch)`` runs (shared parts excluded)."""
-        genotype = _SPACE.validate(arch)
-        out = []
+        genotype = validate_nb201(arch)
+        out: list[nn.Module] = []
         for layer in self.cells:
             if isinstance(layer, SuperCell):
                 for _, inputs in cell_plan(genotype):
-                    out.extend(layer.edges[key][op] for _, key, op in inputs)
+                    out.extend(layer._op(key, op) for _, key, op in inputs)
         return out
 
     def standalone(self, arch: Sequence[int]) -> NB201Network:
@@ -151,7 +133,7 @@ class SuperNet(nn.Module):
         the standalone network's outputs equal ``self(x, arch)``. Edges of ``arch`` that
         cannot reach the cell output get their (unused) weights copied as well.
         """
-        genotype = _SPACE.validate(arch)
+        genotype = validate_nb201(arch)
         net = NB201Network(genotype, C=self.C, N=self.N, num_classes=self.num_classes, in_channels=self.in_channels)
         source = self.state_dict()
         mapped = {}

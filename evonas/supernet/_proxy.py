@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from evonas.config import check_int
 from evonas.errors import ConfigError
 from evonas.evaluation import Evaluation
-from evonas.spaces import Arch, NB201Space
+from evonas.spaces import Arch, SearchSpace
 
 PROXY_METRIC = "proxy_val_loss"
 
@@ -73,12 +74,29 @@ class ProxyMemory:
         return len(self.entries)
 
 
+def make_proxy_predictor(name: str, params: dict[str, Any] | None = None, space: SearchSpace | None = None) -> Any:
+    """The unfitted registered predictor ``name`` with hyper-parameters ``params``; a
+    predictor with a ``space`` hyper-parameter gets ``space.name`` unless ``params`` sets it.
+
+    Raises:
+        UnknownChoiceError: ``name`` is not a registered predictor.
+        ParamError: A hyper-parameter is unknown or invalid.
+    """
+    from predictors import make_predictor
+
+    predictor = make_predictor(name, **(params or {}))
+    if space is not None and "space" in predictor.get_params(deep=False) and "space" not in (params or {}):
+        predictor.set_params(space=space.name)
+    return predictor
+
+
 def fit_proxy_predictor(
     memory: Sequence[tuple[Arch, float]],
     name: str = "gae",
     params: dict[str, Any] | None = None,
     seed: int = 0,
     ensemble: int = 1,
+    space: SearchSpace | None = None,
 ) -> Any:
     """Fit the registered predictor ``name`` on ``(architecture, loss)`` pairs.
 
@@ -87,19 +105,26 @@ def fit_proxy_predictor(
     ``random_state`` = seed, seed + 1, ...: its prediction is their mean and
     ``predict(..., return_std=True)`` also gives their spread.
 
+    Args:
+        memory: The ``(architecture, loss)`` pairs.
+        name: The registered predictor.
+        params: Its hyper-parameters.
+        seed: Its ``random_state`` unless ``params`` sets one.
+        ensemble: Independently seeded fits averaged (1: a single fit).
+        space: The space of the architectures (see :func:`make_proxy_predictor`).
+
     Raises:
         UnknownChoiceError: ``name`` is not a registered predictor.
         ParamError: A hyper-parameter is unknown or invalid.
         ConfigError: Fewer than two pairs, or ``ensemble`` < 1.
     """
-    from predictors import EnsemblePredictor, make_predictor
+    from predictors import EnsemblePredictor
 
     if len(memory) < 2:
         raise ConfigError(f"the proxy predictor needs at least 2 evaluated architectures; got {len(memory)}")
-    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
-        raise ConfigError(f"proxy.ensemble must be an integer >= 1; got {ensemble!r}")
+    check_int(ensemble, "proxy.ensemble", 1)
     params = dict(params or {})
-    predictor = make_predictor(name, **params)
+    predictor = make_proxy_predictor(name, params, space)
     seeded = "random_state" in predictor.get_params(deep=False)
     start = int(params.get("random_state", seed)) if seeded else 0
     if seeded:
@@ -119,6 +144,7 @@ class PredictorEvaluator:
 
     Args:
         predictor: A fitted estimator with ``predict(archs)`` (e.g. ``GAEPredictor``).
+        space: The search space of the architectures.
         metric: The metric name of the predictions.
         cache_size: Predictions kept (least recently used dropped).
 
@@ -126,14 +152,16 @@ class PredictorEvaluator:
         metric_names: ``(metric,)``; the cost of an evaluation is its wall time.
     """
 
-    def __init__(self, predictor: Any, metric: str = PROXY_METRIC, cache_size: int = 100_000) -> None:
+    def __init__(
+        self, predictor: Any, space: SearchSpace, metric: str = PROXY_METRIC, cache_size: int = 100_000
+    ) -> None:
         if not hasattr(predictor, "predict"):
             raise ConfigError(f"PredictorEvaluator needs an estimator with predict(); got {type(predictor).__name__}")
         self.predictor = predictor
         self.metric = metric
         self.metric_names: tuple[str, ...] = (metric,)
         self.cache_size = cache_size
-        self.space = NB201Space()
+        self.space = space
         self._cache: collections.OrderedDict[Arch, float] = collections.OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:

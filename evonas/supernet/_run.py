@@ -1,11 +1,13 @@
-"""Supernet runs in run directories: start, resume, load, rank.
+"""Supernet runs: the ``supernet`` run kind (train, resume, summary, report), loading a
+finished run, and ranking its architectures.
 
 Layout (besides :class:`evonas.runs.RunDir`'s ``config.yaml``, ``meta.yaml``,
 ``log.jsonl``, ``checkpoint.pkl`` and ``result.json``)::
 
-    supernet.pt     final weights and the network's size
-    predictor.pkl   the fitted proxy predictor (when the proxy loop ran)
-    rank.json       written by ``evonas supernet rank``
+    supernet.pt            final weights, image channels and classes
+    predictor.pkl          the fitted proxy predictor (when the proxy loop ran)
+    rank.json              written by ``evonas supernet rank``
+    report.md, *.png       written by ``evonas report``
 
 The log holds ``step`` records (loss, learning rate, distinct architectures), ``proxy``
 records (the evaluated architectures and their losses) and a ``resume`` record each
@@ -15,8 +17,7 @@ describe lost work and are superseded by the ones written after the ``resume`` r
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
+import math
 import os
 import pickle
 from pathlib import Path
@@ -24,37 +25,86 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from evonas.config import apply_overrides, from_dict, read_yaml
-from evonas.data import CIFAR10_CLASSES
-from evonas.errors import ConfigError, RunDirError
-from evonas.runs import RESULT, RunDir, atomic_write_bytes
-from evonas.supernet._config import SupernetRunConfig, resolve_paths, resolved_dict
-from evonas.supernet._evaluator import SupernetEvaluator, _load_splits
-from evonas.supernet._network import SuperNet
+from evonas._json import jsonable
+from evonas.config import check_int, from_dict
+from evonas.data import CIFAR10_CLASSES, DataSplits, cached_splits
+from evonas.errors import CapabilityError, ConfigError, RunDirError
+from evonas.runs import (
+    RESULT,
+    RunDir,
+    RunKind,
+    RunResult,
+    atomic_write_bytes,
+    resume_run,
+    start_run,
+)
+from evonas.spaces import SearchSpace, require
+from evonas.supernet._config import SupernetRunConfig
+from evonas.supernet._evaluator import SupernetEvaluator
 from evonas.supernet._proxy import PredictorEvaluator
-from evonas.supernet._rank import TABLE_METRIC, RankResult, rank_architectures, supernet_scores, unseen_architectures
+from evonas.supernet._rank import (
+    TABLE_METRIC,
+    RankResult,
+    rank_architectures,
+    supernet_scores,
+    unseen_architectures,
+)
+from evonas.supernet._supernets import build_supernet
 from evonas.supernet._trainer import PREDICTOR, WEIGHTS, SupernetResult, SupernetTrainer
 
-KIND = "supernet"
 RANK = "rank.json"
+LOSS_PLOT = "training_loss.png"
+PROXY_PLOT = "proxy_rounds.png"
 
 
-def load_run_config(
-    config_path: str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = ()
-) -> SupernetRunConfig:
-    """Read, override and validate a supernet config; relative paths in the file are
-    relative to the file, those in overrides to the working directory."""
-    data = read_yaml(config_path) if config_path is not None else {}
-    if config_path is not None:
-        data = resolve_paths(data, Path(config_path).resolve().parent)
-    data = resolve_paths(apply_overrides(data, list(overrides)), Path.cwd())
-    return from_dict(SupernetRunConfig, data)
+class SupernetRun(RunKind):
+    """``evonas supernet train``: train a supernet in a run directory; ``--resume``
+    continues from the latest checkpoint."""
+
+    name = "supernet"
+    Config = SupernetRunConfig
+
+    def prepare(self, config: SupernetRunConfig) -> SupernetTrainer:
+        """Build the trainer: space, capabilities, sampler, predictor name, device and data
+        are all checked here, before the run directory exists."""
+        return SupernetTrainer(config)
+
+    def execute(
+        self, run: RunDir, config: SupernetRunConfig, prepared: SupernetTrainer, resume: bool, progress: bool
+    ) -> dict[str, Any]:
+        trainer = prepared
+        trainer.run = run
+        trainer.progress = progress
+        state = None
+        if resume:
+            run.read_log(repair=True)  # a line torn by a kill is cut before new records follow
+            payload = run.load_checkpoint()
+            state = trainer.restore(payload) if payload is not None else None
+            run.append({"type": "resume", "from_step": 0 if state is None else state.step})
+        result = trainer.train(state)
+        _save_outputs(run, result, trainer.splits)
+        summary: dict[str, Any] = jsonable(result.summary)
+        return summary
+
+    def failure(self, summary: dict[str, Any]) -> str | None:
+        loss = float(summary.get("final_loss", math.nan))
+        if not math.isfinite(loss):
+            return (
+                f"supernet training diverged: the final training loss is {loss!r}; lower train.optim.lr or "
+                "set train.optim.grad_clip"
+            )
+        return None
+
+    def format_summary(self, summary: dict[str, Any], run_dir: Path) -> str:
+        return format_train_summary(summary, run_dir)
+
+    def report(self, run: RunDir) -> str:
+        return write_report(run)
 
 
-def default_run_dir(config_path: str | os.PathLike[str] | None) -> Path:
-    stem = Path(config_path).stem if config_path else "supernet"
-    return Path("runs") / f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+SUPERNET = SupernetRun()
 
 
 def start_training(
@@ -62,75 +112,28 @@ def start_training(
     overrides: list[str] | tuple[str, ...] = (),
     run_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Validate a config, load the data, create the run directory and train.
-
-    Everything is checked (and the data loaded) before the directory is created, so a bad
-    config leaves nothing behind. Returns the run directory and the summary.
-    """
-    config = load_run_config(config_path, overrides)
-    resolved = resolved_dict(config)
-    splits = config.dataset.load()
-    trainer_probe = SupernetTrainer(config, splits=splits)  # validates sampler, predictor, device
-    path = Path(run_dir) if run_dir is not None else Path(config.run_dir) if config.run_dir else default_run_dir(config_path)
-    run = RunDir.create(path, resolved, config.seed, KIND)
-    try:
-        trainer_probe.run = run
-        trainer_probe.progress = config.progress if progress is None else progress
-        return run.path, _finish(run, trainer_probe, trainer_probe.train())
-    finally:
-        run.close()
+) -> RunResult:
+    """Validate a config, create its run directory and train (see :func:`evonas.runs.start_run`)."""
+    return start_run(SUPERNET.name, config_path, overrides, run_dir, progress)
 
 
-def resume_training(run_dir: str | os.PathLike[str], progress: bool | None = None) -> tuple[Path, dict[str, Any]]:
-    """Continue the run in ``run_dir`` from its latest checkpoint (kill-safe).
-
-    A finished run is not trained again; its summary is returned.
-    """
-    run = RunDir.open(run_dir, kind=KIND)
-    run.lock()
-    try:
-        config = from_dict(SupernetRunConfig, run.config)
-        if (run.path / RESULT).exists():
-            import json
-
-            return run.path, json.loads((run.path / RESULT).read_text())
-        trainer = SupernetTrainer(config, run=run, progress=config.progress if progress is None else progress)
-        payload = run.load_checkpoint()
-        state = trainer.restore(payload) if payload is not None else None
-        run.append({"type": "resume", "from_step": 0 if state is None else state.step})
-        return run.path, _finish(run, trainer, trainer.train(state))
-    finally:
-        run.close()
+def resume_training(run_dir: str | os.PathLike[str], progress: bool | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` from its latest checkpoint (kill-safe); a finished
+    run is not trained again (see :func:`evonas.runs.resume_run`)."""
+    return resume_run(run_dir, (), progress, kind=SUPERNET.name)
 
 
-def _finish(run: RunDir, trainer: SupernetTrainer, result: SupernetResult) -> dict[str, Any]:
-    model = result.model
+def _save_outputs(run: RunDir, result: SupernetResult, splits: DataSplits) -> None:
     payload = {
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "C": model.C, "N": model.N, "num_classes": model.num_classes, "in_channels": model.in_channels,
+        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+        "num_classes": splits.num_classes,
+        "in_channels": splits.in_channels,
     }
     tmp = run.path / f".{WEIGHTS}.tmp"
     torch.save(payload, tmp)
     os.replace(tmp, run.path / WEIGHTS)
     if result.state.predictor is not None:
         atomic_write_bytes(run.path / PREDICTOR, pickle.dumps(result.state.predictor, protocol=pickle.HIGHEST_PROTOCOL))
-    summary = _jsonable(result.summary)
-    run.write_json(RESULT, summary)
-    return summary
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if np.isfinite(v) else repr(v)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def read_records(run: RunDir) -> list[dict[str, Any]]:
@@ -145,54 +148,110 @@ def read_records(run: RunDir) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- loading
 def _open_finished(run_dir: str | os.PathLike[str]) -> tuple[RunDir, SupernetRunConfig]:
-    run = RunDir.open(run_dir, kind=KIND)
+    run = RunDir.open(run_dir, kind=SUPERNET.name)
     if not (run.path / WEIGHTS).is_file():
         raise RunDirError(
             f"run directory {str(run.path)!r} has no {WEIGHTS}: training has not finished; "
-            f"continue it with 'evonas supernet train --resume {str(run.path)}'"
+            f"continue it with 'evonas supernet train --resume {run.path!s}'"
         )
     return run, from_dict(SupernetRunConfig, run.config)
 
 
-def load_supernet_evaluator(run_dir: str | os.PathLike[str], device: str = "cpu") -> SupernetEvaluator:
-    """A :class:`SupernetEvaluator` with the final weights of a finished run."""
-    run, config = _open_finished(run_dir)
-    payload = torch.load(run.path / WEIGHTS, map_location="cpu", weights_only=True)
-    from evonas.supernet._config import SupernetSpec
+def _run_space(run: RunDir, config: SupernetRunConfig, space: SearchSpace | None) -> SearchSpace:
+    """The run's space, checked to be ``space`` when one is given."""
+    trained_on: SearchSpace = config.space.build("space")
+    if space is not None and space != trained_on:
+        # names tell spaces apart unless only their parameters differ
+        ours, theirs = (trained_on.name, space.name) if trained_on.name != space.name else (trained_on, space)
+        raise CapabilityError(
+            f"supernet run {str(run.path)!r} was trained on space {ours!r}, not the configured space {theirs!r}"
+        )
+    return trained_on
 
+
+def _weights(run: RunDir) -> dict[str, Any]:
+    payload: dict[str, Any] = torch.load(run.path / WEIGHTS, map_location="cpu", weights_only=True)
+    return payload
+
+
+def load_supernet_evaluator(
+    run_dir: str | os.PathLike[str], device: str = "cpu", space: SearchSpace | None = None
+) -> SupernetEvaluator:
+    """A :class:`SupernetEvaluator` with the final weights of a finished run.
+
+    Args:
+        run_dir: The run directory.
+        device: Where evaluations run.
+        space: The space the caller works in (None: the run's own).
+
+    Raises:
+        RunDirError: Not a finished supernet run.
+        CapabilityError: The run was trained on another space than ``space``.
+    """
+    run, config = _open_finished(run_dir)
+    run_space = _run_space(run, config, space)
+    payload = _weights(run)
     return SupernetEvaluator(
-        payload["state_dict"], SupernetSpec(payload["C"], payload["N"]), config.dataset, config.evaluation,
+        payload["state_dict"], run_space, config.supernet, config.dataset, config.evaluation,
         num_classes=payload["num_classes"], in_channels=payload["in_channels"], device=device,
-        data_seed=config.seed, num_threads=config.train.num_threads,
+        data_seed=config.seed, num_threads=config.train.compute.num_threads,
     )
 
 
-def load_supernet(run_dir: str | os.PathLike[str]) -> SuperNet:
+def load_supernet(run_dir: str | os.PathLike[str]) -> nn.Module:
     """The trained supernet of a finished run (on the CPU, eval mode)."""
-    run, _ = _open_finished(run_dir)
-    payload = torch.load(run.path / WEIGHTS, map_location="cpu", weights_only=True)
-    net = SuperNet(payload["C"], payload["N"], payload["num_classes"], payload["in_channels"])
+    run, config = _open_finished(run_dir)
+    payload = _weights(run)
+    net = build_supernet(config.supernet, _run_space(run, config, None), payload["num_classes"], payload["in_channels"])
     net.load_state_dict(payload["state_dict"])
     return net.eval()
 
 
-def load_predictor(run_dir: str | os.PathLike[str]) -> PredictorEvaluator | None:
-    """The proxy predictor of a finished run as an evaluator, or None if none was fitted."""
-    run, _ = _open_finished(run_dir)
+def load_predictor(run_dir: str | os.PathLike[str], space: SearchSpace | None = None) -> PredictorEvaluator | None:
+    """The proxy predictor of a finished run as an evaluator, or None if none was fitted.
+
+    Raises:
+        RunDirError: Not a finished supernet run, or the predictor file is unreadable.
+        CapabilityError: The run was trained on another space than ``space``.
+    """
+    run, config = _open_finished(run_dir)
+    run_space = _run_space(run, config, space)
     path = run.path / PREDICTOR
     if not path.is_file():
         return None
     try:
         predictor = pickle.loads(path.read_bytes())
-    except Exception as exc:  # a corrupt file: say which
+    except Exception as exc:  # noqa: BLE001 -- any unpickling failure means a corrupt file: say which
         raise RunDirError(f"{str(path)!r} cannot be read ({type(exc).__name__})") from None
-    return PredictorEvaluator(predictor)
+    return PredictorEvaluator(predictor, run_space)
 
 
 # ----------------------------------------------------------------------------- ranking
-def is_cifar10(splits: Any) -> bool:
+def is_cifar10(splits: DataSplits) -> bool:
     """Whether the data are CIFAR-10 (its classes, 32x32), so NAS-Bench-201 applies."""
     return tuple(splits.classes) == CIFAR10_CLASSES and tuple(splits.image_size) == (32, 32)
+
+
+def _ground_truth(space: SearchSpace, splits: DataSplits, table: str | os.PathLike[str] | None,
+                  given: bool) -> Any | None:
+    """The NAS-Bench-201 table when it is the ground truth of the run, else None.
+
+    Raises:
+        ConfigError: A table was given explicitly but cannot apply to the run.
+        DataError: The table is missing or malformed.
+    """
+    from evonas.tabular import TABLES, NB201TableConfig
+
+    serves = getattr(TABLES.get("nb201"), "space", None) == space.name
+    if not (serves and is_cifar10(splits)):
+        if given:
+            raise ConfigError(
+                f"--table {str(table)!r}: the run's space is {space.name!r} and its data are "
+                f"{'' if is_cifar10(splits) else 'not '}CIFAR-10 at 32x32, so NAS-Bench-201 is no ground truth for it"
+            )
+        return None
+    path = None if table is None else os.path.abspath(table)
+    return TABLES.get("nb201")(NB201TableConfig(path=path), space=space)
 
 
 def rank_run(
@@ -205,43 +264,55 @@ def rank_run(
     """Evaluate ``num_archs`` random architectures with the run's supernet (and predictor).
 
     ``val_images`` (default: the run's ``evaluation.val_images``) sets how many
-    validation images each architecture is measured on. More is slower but steadier: on
-    a CIFAR-10 supernet, two disjoint sets of 1000 images ranked 200 cells at Kendall tau
-    0.58 against each other by accuracy (0.78 by loss), and 3000 images raised the tau
-    against the table from 0.18 to 0.25 (loss: 0.31 to 0.35). The tau of the validation
-    loss (``supernet_loss``, lower loss ranked higher) is reported next to accuracy's.
+    validation images each architecture is measured on; more is slower but steadier. The
+    tau of the validation loss (``supernet_loss``, lower loss ranked higher) is reported
+    next to accuracy's.
 
     Architectures are drawn (seeded by the run seed) among those the proxy memory never
     saw, so the predictor's figure is on unseen architectures. When the data are CIFAR-10
     and the space nb201, Kendall tau against the table's ``cifar10-valid_valid_acc`` is
-    reported for the supernet, the predictor and the trivial baselines. The result is
+    reported for the supernet, the predictor and the trivial baselines. Every argument,
+    the table included, is checked before any architecture is evaluated. The result is
     written to ``rank.json`` in the run directory and returned.
 
+    Args:
+        run_dir: A finished supernet run.
+        table: The NAS-Bench-201 table (default: the run's ``table``, else ``$EVONAS_NB201``).
+        num_archs: Architectures to rank.
+        progress: Show a progress bar.
+        val_images: Validation images per architecture.
+
     Raises:
-        ConfigError: ``num_archs`` or ``val_images`` is not a positive integer.
+        ConfigError: ``num_archs`` or ``val_images`` is not a positive integer, or a
+            table was given for a run it cannot rank.
+        CapabilityError: The run's space is not enumerable.
         RunDirError: The run has not finished.
-        DataError: The table is missing.
+        DataError: The table is missing or malformed.
     """
-    if isinstance(num_archs, bool) or not isinstance(num_archs, int) or num_archs < 1:
-        raise ConfigError(f"--num-archs must be a positive integer; got {num_archs!r}")
-    if val_images is not None and (isinstance(val_images, bool) or not isinstance(val_images, int) or val_images < 1):
-        raise ConfigError(f"--val-images must be a positive integer; got {val_images!r}")
+    check_int(num_archs, "--num-archs", 1)
+    if val_images is not None:
+        check_int(val_images, "--val-images", 1)
     run, config = _open_finished(run_dir)
+    space = _run_space(run, config, None)
+    require(space, {"enumerable"}, "evonas supernet rank (it draws unseen architectures by ordinal)")
+    splits = cached_splits(config.dataset)
+    truth = _ground_truth(space, splits, table if table is not None else config.table, given=table is not None)
     evaluator = load_supernet_evaluator(run_dir)
     if val_images is not None:
-        evaluator.config = dataclasses.replace(evaluator.config, val_images=val_images)
+        from dataclasses import replace
+
+        evaluator.config = replace(evaluator.config, val_images=val_images)
     predictor = load_predictor(run_dir)
-    seen = _memory_archs(run)
-    archs = unseen_architectures(evaluator.space, seen, config.seed, num_archs)
-    iterator = archs
+    archs = unseen_architectures(space, _memory_archs(run), config.seed, num_archs)
+    iterator: Any = archs
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(archs, desc="rank", unit="arch")
     evals = [evaluator.evaluate(a) for a in iterator]
     acc = [e.metrics["val_acc"] for e in evals]
-    proxy = [e.metrics[predictor.metric] for e in predictor.evaluate_many(archs)] if predictor is not None else None
     loss = [e.metrics["val_loss"] for e in evals]
+    proxy = [e.metrics[predictor.metric] for e in predictor.evaluate_many(archs)] if predictor is not None else None
     out: dict[str, Any] = {
         "num_archs": len(archs),
         "val_images": int(evals[0].info["images"]) if evals else 0,
@@ -249,17 +320,14 @@ def rank_run(
         "seconds_per_arch": float(np.mean([e.cost for e in evals])),
         "taus": None,
     }
-    if is_cifar10(_load_splits(config.dataset)):
-        from evonas.tabular import NB201Table
-
-        tbl = NB201Table.load(table if table is not None else config.table)
-        result: RankResult = rank_architectures(archs, tbl, acc, proxy, TABLE_METRIC, supernet_loss=loss)
+    if truth is not None:
+        result: RankResult = rank_architectures(archs, truth, acc, proxy, TABLE_METRIC, supernet_loss=loss)
         out.update(result.to_dict())
     else:
-        out["note"] = "the data are not CIFAR-10 at 32x32: no NAS-Bench-201 ground truth to rank against"
+        out["note"] = "no NAS-Bench-201 ground truth for this run (it needs the nb201 space and CIFAR-10 at 32x32)"
         out["archs"] = [list(a) for a in archs]
         out["scores"] = supernet_scores(acc, proxy, loss)
-    run.write_json(RANK, _jsonable(out))
+    run.write_json(RANK, out)
     return out
 
 
@@ -279,9 +347,10 @@ def format_train_summary(summary: dict[str, Any], run_dir: Path | None = None) -
         f"steps: {summary['steps']} ({summary['epochs']} epochs); distinct architectures trained: "
         f"{summary['distinct_archs']}; op balance: {_f(summary['op_balance'])}"
     )
+    overhead = summary["sampling_overhead"]
     lines.append(
         f"throughput: {_f(summary['throughput_img_s'])} path-images/s; sampling overhead: "
-        f"{_f(100 * summary['sampling_overhead'] if isinstance(summary['sampling_overhead'], float) else summary['sampling_overhead'])}%; "
+        f"{_f(100 * overhead if isinstance(overhead, float) else overhead)}%; "
         f"final training loss: {_f(summary['final_loss'])}"
     )
     if summary.get("proxy_memory"):
@@ -291,22 +360,130 @@ def format_train_summary(summary: dict[str, Any], run_dir: Path | None = None) -
     return "\n".join(lines)
 
 
+_RANKERS = {
+    "supernet": "supernet (inherited weights)",
+    "supernet_loss": "supernet, by validation loss",
+    "proxy": "proxy predictor (unseen archs)",
+    "params": "baseline: parameter count",
+    "conv3x3": "baseline: number of 3x3 convs",
+}
+
+
 def format_rank(out: dict[str, Any]) -> str:
     """The ranking table for the terminal."""
-    lines = [f"architectures: {out['num_archs']} on {out.get('val_images', '?')} validation images each; "
-             f"mean supernet val_acc {out['mean_val_acc']:.2f}%; "
-             f"{out['seconds_per_arch']:.2f} s per architecture"]
+    head = (
+        f"architectures: {out['num_archs']} on {out.get('val_images', '?')} validation images each; "
+        f"mean supernet val_acc {_f(out['mean_val_acc'])}%; {_f(out['seconds_per_arch'])} s per architecture"
+    )
+    lines = [head]
     if out.get("taus") is None:
         lines.append(out.get("note", "no ground truth"))
         return "\n".join(lines)
     lines.append(f"Kendall tau against NAS-Bench-201 {out['metric']} (200 epochs):")
-    names = {"supernet": "supernet (inherited weights)", "supernet_loss": "supernet, by validation loss", "proxy": "proxy predictor (unseen archs)",
-             "params": "baseline: parameter count", "conv3x3": "baseline: number of 3x3 convs"}
-    for key, label in names.items():
+    for key, label in _RANKERS.items():
         if key in out["taus"]:
-            lines.append(f"  {label:<32} {out['taus'][key]:+.3f}")
+            lines.append(f"  {label:<32} {float(out['taus'][key]):+.3f}")
     return "\n".join(lines)
 
 
 def _f(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+# ------------------------------------------------------------------------------ report
+def write_report(run: RunDir) -> str:
+    """Draw ``training_loss.png`` (and ``proxy_rounds.png`` when the proxy loop ran) and
+    write ``report.md`` in the supernet run ``run``; return the Markdown.
+
+    Raises:
+        RunDirError: The run has no step records yet.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    config = from_dict(SupernetRunConfig, run.config)
+    records = read_records(run)
+    steps = [r for r in records if r.get("type") == "step"]
+    rounds = [r for r in records if r.get("type") == "proxy"]
+    if not steps:
+        raise RunDirError(f"run directory {str(run.path)!r} has no step records yet")
+
+    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    ax.plot([r["step"] for r in steps], [_num(r["loss"]) for r in steps], ".-", color="C0")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss (mean of the last {config.log_every} steps)")
+    ax.grid(alpha=0.3)
+    lr_ax = ax.twinx()
+    lr_ax.plot([r["step"] for r in steps], [_num(r["lr"]) for r in steps], ".-", color="C1", alpha=0.6)
+    lr_ax.set_ylabel("learning rate", color="C1")
+    ax.set_title(f"supernet training - sampler {config.sampler.name}, seed {config.seed}")
+    fig.savefig(run.path / LOSS_PLOT, dpi=120)
+    plt.close(fig)
+    pictures = [LOSS_PLOT]
+
+    if rounds:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+        at = [r["step"] for r in rounds]
+        width = max(1.0, 0.4 * (min(np.diff(at)) if len(at) > 1 else max(at[0], 1)))
+        for ax, key, label in ((axes[0], "val_loss", "validation loss"), (axes[1], "val_acc", "validation accuracy (%)")):
+            values = [[_num(v) for v in r[key]] for r in rounds]
+            ax.boxplot(values, positions=at, widths=width, manage_ticks=False)
+            ax.plot(at, [float(np.nanmean(v)) for v in values], "o-", color="C3", label="round mean")
+            ax.set_xlabel("step")
+            ax.set_ylabel(f"{label}, inherited weights")
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle("proxy-validation rounds (each box: the architectures of one round)")
+        fig.savefig(run.path / PROXY_PLOT, dpi=120)
+        plt.close(fig)
+        pictures.append(PROXY_PLOT)
+
+    finished = (run.path / RESULT).exists()
+    lines = [f"# Supernet report: {run.path.name}", ""]
+    lines.append(f"- space: `{config.space.name}` {config.space.params or ''}")
+    lines.append(f"- supernet: `{config.supernet.name}` {config.supernet.params or ''}")
+    lines.append(f"- sampler: `{config.sampler.name}` {config.sampler.params or ''}")
+    lines.append(f"- dataset: `{config.dataset.name}`; seed: {config.seed}")
+    lines.append(f"- steps: {steps[-1]['step']} of {config.train.steps}; status: {'finished' if finished else 'in progress'}")
+    lines.append("")
+    if finished:
+        lines += ["## Summary", "", "```", format_train_summary(run.read_json(RESULT)), "```", ""]
+    if rounds:
+        lines += ["## Proxy rounds", "", "| step | architectures | mean val_loss | mean val_acc | memory | predictor fitted |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in rounds:
+            mark = " (final)" if r.get("final") else ""
+            lines.append(
+                f"| {r['step']}{mark} | {len(r['archs'])} | {np.nanmean([_num(v) for v in r['val_loss']]):.4f} | "
+                f"{np.nanmean([_num(v) for v in r['val_acc']]):.2f} | {r['memory']} | {r['fitted']} |"
+            )
+        lines.append("")
+    if (run.path / RANK).exists():
+        lines += ["## Ranking (`evonas supernet rank`)", "", "```", format_rank(run.read_json(RANK)), "```", ""]
+    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in pictures] + [""]
+    text = "\n".join(lines)
+    run.write_text("report.md", text)
+    return text
+
+
+def _num(value: Any) -> float:
+    """A logged number (non-finite ones are logged as their repr strings; None is NaN)."""
+    return math.nan if value is None else float(value)
+
+
+__all__ = [
+    "SUPERNET",
+    "SupernetRun",
+    "format_rank",
+    "format_train_summary",
+    "load_predictor",
+    "load_supernet",
+    "load_supernet_evaluator",
+    "rank_run",
+    "read_records",
+    "resume_training",
+    "start_training",
+    "write_report",
+]

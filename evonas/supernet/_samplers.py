@@ -18,34 +18,42 @@ import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar, cast
 
 import numpy as np
 
 from evonas._registry import Registry
-from evonas.config import from_dict
+from evonas.config import Checked, ComponentConfig, Range, Registered, from_dict
 from evonas.errors import ConfigError
-from evonas.spaces import Arch, SearchSpace
+from evonas.spaces import Arch, FixedLengthSpace, SearchSpace, require
 
-SAMPLERS: Registry[type["Sampler"]] = Registry("sampler")
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 """Sampler name -> class with a ``Config`` dataclass; see :func:`make_sampler`."""
 
 
 class Sampler(abc.ABC):
     """Proposes the architectures that the supernet trains on.
 
+    Subclasses declare the space capabilities they use in ``requires``; building a
+    sampler for a space that lacks one raises a one-line
+    :class:`~evonas.errors.CapabilityError`.
+
     Args:
-        space: The search space (genotypes are fixed-length tuples of choice indices).
+        space: The search space.
         config: The sampler's ``Config`` dataclass instance.
+
+    Raises:
+        CapabilityError: ``space`` lacks a capability in ``requires``.
     """
 
-    Config: type  # the sampler's parameters, a frozen dataclass checked by make_sampler
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, space: SearchSpace, config: Any) -> None:
+        require(space, self.requires, f"sampler {self.name!r}")
         self.space = space
         self.config = config
-        self.num_edges = int(getattr(space, "length"))
-        self.num_ops = int(getattr(space, "num_choices"))
 
     @abc.abstractmethod
     def propose(self, rng: np.random.Generator) -> list[Arch]:
@@ -63,37 +71,48 @@ class Sampler(abc.ABC):
             memory: The evaluated ``(architecture, validation loss)`` pairs so far.
             rng: Generator for any random draw of the update.
         """
-        return None
+        return
+
+    @property
+    def uses_feedback(self) -> bool:
+        """Whether :meth:`update` does anything (the proxy loop then fits the predictor every round)."""
+        return type(self).update is not Sampler.update
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready facts about the sampler's state, for the run log."""
         return {}
 
 
-def make_sampler(name: str, space: SearchSpace, params: dict[str, Any] | None = None, where: str = "sampler.params") -> Sampler:
+class _PerPosition(Sampler):
+    """A sampler that reads the positions and choices of a ``fixed_length`` space."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"fixed_length"})
+
+    def __init__(self, space: SearchSpace, config: Any) -> None:
+        super().__init__(space, config)
+        fixed = cast(FixedLengthSpace, space)
+        self.num_edges = int(fixed.length)
+        self.num_ops = int(fixed.num_choices)
+
+
+def make_sampler(
+    name: str, space: SearchSpace, params: dict[str, Any] | None = None, where: str = "sampler.params"
+) -> Sampler:
     """Build the registered sampler ``name`` with ``params`` checked against its ``Config``.
 
     Raises:
         UnknownChoiceError: ``name`` is not registered.
         ConfigError: An unknown parameter or a bad value.
+        CapabilityError: ``space`` lacks a capability the sampler (or a fair sampler's
+            base) requires.
     """
     cls = SAMPLERS.get(name)
     return cls(space, from_dict(cls.Config, params or {}, where))
 
 
-def _check_int(where: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{where} must be an integer >= {minimum}; got {value!r}")
-
-
-def _check_unit(where: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError(f"{where} must be a number in [0, 1]; got {value!r}")
-
-
 # --------------------------------------------------------------------------- uniform
 @dataclass(frozen=True)
-class UniformConfig:
+class UniformConfig(Checked):
     """The uniform sampler has no parameters."""
 
 
@@ -103,6 +122,7 @@ class UniformSampler(Sampler):
     uniformly from the space (Guo et al., "Single Path One-Shot Neural Architecture Search
     with Uniform Sampling", ECCV 2020)."""
 
+    name = "uniform"
     Config = UniformConfig
 
     def propose(self, rng: np.random.Generator) -> list[Arch]:
@@ -111,14 +131,12 @@ class UniformSampler(Sampler):
 
 # --------------------------------------------------------------------------- novelty
 @dataclass(frozen=True)
-class NoveltyConfig:
+class NoveltyConfig(Checked):
     """Parameters of the novelty-driven sampler.
 
     Attributes:
         k: Nearest archive members whose mean distance is an architecture's novelty (3;
-            on NAS-Bench-201, 4000 steps trained 3784 distinct cells with k=3 against 3540
-            for uniform sampling and 3513 with k=10, whose average over many near
-            neighbours barely penalises repeats).
+            a mean over many near neighbours barely penalises repeats).
         num_candidates: Perturbed archive members scored per step; the most novel is
             trained (16).
         max_edits: Each candidate is its parent with 1 to ``max_edits`` random one-edit
@@ -128,22 +146,15 @@ class NoveltyConfig:
         archive_size: Most recent proposals kept in the archive (5000).
     """
 
-    k: int = 3
-    num_candidates: int = 16
-    max_edits: int = 2
-    warmup_steps: int = 100
-    archive_size: int = 5000
-
-    def __post_init__(self) -> None:
-        _check_int("sampler.params.k", self.k, 1)
-        _check_int("sampler.params.num_candidates", self.num_candidates, 1)
-        _check_int("sampler.params.max_edits", self.max_edits, 1)
-        _check_int("sampler.params.warmup_steps", self.warmup_steps, 0)
-        _check_int("sampler.params.archive_size", self.archive_size, 1)
+    k: Annotated[int, Range(1)] = 3
+    num_candidates: Annotated[int, Range(1)] = 16
+    max_edits: Annotated[int, Range(1)] = 2
+    warmup_steps: Annotated[int, Range(0)] = 100
+    archive_size: Annotated[int, Range(1)] = 5000
 
 
 @SAMPLERS.register("novelty")
-class NoveltySampler(Sampler):
+class NoveltySampler(_PerPosition):
     """Novelty-driven sampling (Zhang et al., "One-Shot Neural Architecture Search via
     Novelty Driven Sampling", IJCAI 2020).
 
@@ -155,14 +166,12 @@ class NoveltySampler(Sampler):
     an evolutionary (1, lambda) step towards higher novelty, used here in place of the
     paper's evolution-strategy update on continuous architecture parameters. The trained
     architecture joins the archive, so the sampler keeps moving to the least-trained
-    regions of the space and covers it faster than uniform sampling.
-
-    On NAS-Bench-201 (10,000 proposals, seed 0) the op frequencies per edge and the
-    pairwise op co-occurrences of two edges stay within 0.5 percentage points of uniform
-    sampling's, so every op's weights see the same amount of training; what changes is the
-    number of distinct cells trained (8,805 against 7,399).
+    regions of the space and covers it faster than uniform sampling, while every op of
+    every position is still drawn about as often as under uniform sampling. Needs a
+    ``fixed_length`` space (the archive is a table of positions).
     """
 
+    name = "novelty"
     Config = NoveltyConfig
 
     def __init__(self, space: SearchSpace, config: NoveltyConfig) -> None:
@@ -217,7 +226,7 @@ class NoveltySampler(Sampler):
 
 # ------------------------------------------------------------------------ importance
 @dataclass(frozen=True)
-class ImportanceConfig:
+class ImportanceConfig(Checked):
     """Parameters of the importance-guided sampler.
 
     Attributes:
@@ -228,19 +237,13 @@ class ImportanceConfig:
             predictor's sensitivity to each op choice (64).
     """
 
-    explore: float = 0.5
-    temperature: float = 1.0
-    num_reference: int = 64
-
-    def __post_init__(self) -> None:
-        _check_unit("sampler.params.explore", self.explore)
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
-            raise ConfigError(f"sampler.params.temperature must be a positive number; got {self.temperature!r}")
-        _check_int("sampler.params.num_reference", self.num_reference, 1)
+    explore: Annotated[float, Range(0, 1)] = 0.5
+    temperature: Annotated[float, Range(0, low_open=True)] = 1.0
+    num_reference: Annotated[int, Range(1)] = 64
 
 
 @SAMPLERS.register("importance")
-class ImportanceSampler(Sampler):
+class ImportanceSampler(_PerPosition):
     """Operation-importance-guided sampling (after Li et al., "Neural Architecture Search
     via Proxy Validation", TPAMI 2022).
 
@@ -250,9 +253,10 @@ class ImportanceSampler(Sampler):
     are ``softmax(-z / temperature)`` per edge, with ``z`` the losses standardised over
     the whole table. Each edge's op is then drawn uniformly with probability ``explore``
     (exploration) and from the weights otherwise (exploitation). Until the first
-    :meth:`update` the sampler is uniform.
+    :meth:`update` the sampler is uniform. Needs a ``fixed_length`` space.
     """
 
+    name = "importance"
     Config = ImportanceConfig
 
     def __init__(self, space: SearchSpace, config: ImportanceConfig) -> None:
@@ -269,7 +273,7 @@ class ImportanceSampler(Sampler):
 
     def update(self, predictor: Any, memory: Sequence[tuple[Arch, float]], rng: np.random.Generator) -> None:
         if predictor is None or not memory:
-            return None
+            return
         archs = [a for a, _ in memory]
         take = min(self.config.num_reference, len(archs))
         reference = [archs[i] for i in rng.choice(len(archs), size=take, replace=False)]
@@ -289,7 +293,7 @@ class ImportanceSampler(Sampler):
         w = np.exp(logits)
         self.weights = w / w.sum(axis=1, keepdims=True)
         self.updates += 1
-        return None
+        return
 
     def summary(self) -> dict[str, Any]:
         return {"updates": self.updates, "weights": np.round(self.weights, 4).tolist()}
@@ -297,40 +301,44 @@ class ImportanceSampler(Sampler):
 
 # ------------------------------------------------------------------------------ fair
 @dataclass(frozen=True)
-class FairConfig:
+class FairConfig(Checked):
     """Parameters of the fair sampler.
 
     Attributes:
-        base: The sampler proposing the first path of every step (``uniform``,
-            ``novelty`` or ``importance``).
-        base_params: Parameters of the base sampler.
+        base: The sampler proposing the first path of every step, ``{name, params}``
+            (``uniform``, ``novelty`` or ``importance``; default uniform).
     """
 
-    base: str = "uniform"
-    base_params: dict[str, Any] = field(default_factory=dict)
+    base: Annotated[ComponentConfig, Registered("sampler")] = field(default_factory=lambda: ComponentConfig("uniform"))
 
     def __post_init__(self) -> None:
-        SAMPLERS.get(self.base)
-        if self.base == "fair":
-            raise ConfigError("sampler.params.base cannot be 'fair' (the fair sampler does not nest)")
+        super().__post_init__()
+        SAMPLERS.get(self.base.name)
+        if self.base.name == "fair":
+            raise ConfigError("invalid value 'fair' for 'sampler.params.base.name'; the fair sampler does not nest")
 
 
 @SAMPLERS.register("fair")
-class FairSampler(Sampler):
+class FairSampler(_PerPosition):
     """Strict fairness (Chu et al., "FairNAS: Rethinking Evaluation Fairness of Weight
     Sharing Neural Architecture Search", ICCV 2021), combinable with any base sampler.
 
     Every step trains ``num_ops`` paths on the same batch with accumulated gradients,
     and together they use every candidate op of every edge exactly once, so all ops are
     trained equally often. The base sampler chooses the first path; on each edge the
-    remaining paths take the other ops in a random order.
+    remaining paths take the other ops in a random order. Needs a ``fixed_length`` space.
     """
 
+    name = "fair"
     Config = FairConfig
 
     def __init__(self, space: SearchSpace, config: FairConfig) -> None:
         super().__init__(space, config)
-        self.base = make_sampler(config.base, space, config.base_params, "sampler.params.base_params")
+        self.base = make_sampler(config.base.name, space, config.base.params, "sampler.params.base.params")
+
+    @property
+    def uses_feedback(self) -> bool:
+        return self.base.uses_feedback
 
     def propose(self, rng: np.random.Generator) -> list[Arch]:
         first = self.base.propose(rng)[0]
@@ -344,7 +352,7 @@ class FairSampler(Sampler):
         self.base.update(predictor, memory, rng)
 
     def summary(self) -> dict[str, Any]:
-        return {"base": self.config.base, **self.base.summary()}
+        return {"base": self.config.base.name, **self.base.summary()}
 
 
 def coverage(archs: Sequence[Arch]) -> int:

@@ -6,6 +6,11 @@ for every path on that batch with gradients accumulated, clips the global gradie
 and takes one SGD step. The learning rate warms up linearly and then follows a cosine
 decay over the remaining steps (Loshchilov & Hutter, SGDR, ICLR 2017).
 
+The space is built from the config's ``space`` section and handed to the supernet, the
+sampler, the evaluator and the proxy predictor. Training counts how often each op of
+each position was trained (it needs a ``fixed_length`` space); the proxy loop draws
+architectures by ordinal (it needs an ``enumerable`` space).
+
 Reproducibility: the data order, the augmentation, the sampler and the proxy loop draw
 from separate generators derived from the run seed, so two runs with different samplers
 see the same batches in the same order. Everything that changes during training (weights,
@@ -18,24 +23,29 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence, Sized
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from evonas.data import DataSplits
+from evonas._json import jsonable
+from evonas.data import DataSplits, ImageTensorDataset, cached_splits
 from evonas.errors import ConfigError, RunDirError
 from evonas.runs import RunDir
-from evonas.spaces import Arch, NB201Space
+from evonas.spaces import Arch, EnumerableSpace, FixedLengthSpace, SearchSpace, require
 from evonas.supernet._config import SupernetEvalConfig, SupernetRunConfig
 from evonas.supernet._evaluator import EvalData, SupernetEvaluator
-from evonas.supernet._network import SuperNet
-from evonas.supernet._proxy import ProxyMemory, fit_proxy_predictor
+from evonas.supernet._proxy import (
+    ProxyMemory,
+    fit_proxy_predictor,
+    make_proxy_predictor,
+)
 from evonas.supernet._samplers import Sampler, make_sampler, op_balance
-from evonas.training import resolve_channels_last, seeded_model, select_device
+from evonas.supernet._supernets import build_supernet, check_supernet
+from evonas.training import amp_dtype, seeded_model
 
 WEIGHTS = "supernet.pt"
 PREDICTOR = "predictor.pkl"
@@ -43,20 +53,43 @@ PREDICTOR = "predictor.pkl"
 
 @dataclass
 class TrainState:
-    """Everything about a supernet run besides the torch modules (pickled into checkpoints)."""
+    """Everything about a supernet run besides the torch modules (pickled into checkpoints).
+
+    Attributes:
+        sampler: The sampler, with its archive or importance weights.
+        rng: Generator of the sampler's draws.
+        proxy_rng: Generator of the proxy rounds' architectures and the predictor feedback.
+        data_rng: Generator of the epoch permutations.
+        aug_state: The augmentation generator's state.
+        order: The current epoch's permutation of the training images.
+        op_counts: How often each op of each position was trained.
+            Shapes: ``(space.length, space.num_choices)``.
+        position: Images of ``order`` used so far.
+        epoch: Completed passes over the training images.
+        step: Optimiser steps taken.
+        images: Images forwarded through a path (k paths on one batch count k times).
+        trained: The architectures trained so far.
+        memory: The proxy loop's evaluations.
+        predictor: The latest fitted proxy predictor, or None.
+        final_round_done: The round after the last step has run.
+        sample_seconds: Time spent proposing architectures.
+        train_seconds: Time spent in training steps (sampling included).
+        proxy_seconds: Time spent in proxy rounds.
+        recent_loss: Mean losses of the latest ``log_every`` steps.
+    """
 
     sampler: Sampler
-    rng: np.random.Generator  # sampler draws
-    proxy_rng: np.random.Generator  # architectures of the proxy rounds, predictor feedback
-    data_rng: np.random.Generator  # epoch permutations
-    aug_state: torch.Tensor  # the augmentation generator's state
+    rng: np.random.Generator
+    proxy_rng: np.random.Generator
+    data_rng: np.random.Generator
+    aug_state: torch.Tensor
     order: np.ndarray
+    op_counts: np.ndarray
     position: int = 0
     epoch: int = 0
     step: int = 0
-    images: int = 0  # images forwarded through a path (k paths on one batch count k times)
-    trained: set[int] = field(default_factory=set)  # ordinals of architectures trained
-    op_counts: np.ndarray = field(default_factory=lambda: np.zeros((6, 5), dtype=np.int64))
+    images: int = 0
+    trained: set[Arch] = field(default_factory=set)
     memory: ProxyMemory = field(default_factory=ProxyMemory)
     predictor: Any = None
     final_round_done: bool = False
@@ -76,7 +109,7 @@ class SupernetResult:
         summary: JSON-ready figures (see :meth:`SupernetTrainer.summary`).
     """
 
-    model: SuperNet
+    model: nn.Module
     state: TrainState
     summary: dict[str, Any]
 
@@ -90,13 +123,33 @@ def lr_at(step: int, total: int, lr: float, min_lr: float, warmup: int) -> float
     return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def check_capabilities(config: SupernetRunConfig, space: SearchSpace) -> None:
+    """Raise unless ``space`` offers what the run needs: a supernet serving it, the
+    sampler's capabilities, ``fixed_length`` for the per-position op counts and, with the
+    proxy loop on, ``enumerable`` for drawing its architectures.
+
+    Raises:
+        CapabilityError: One line naming what is missing.
+        UnknownChoiceError: The supernet or sampler is not registered.
+        ConfigError: A sampler parameter is invalid.
+    """
+    check_supernet(config.supernet, space)
+    require(space, {"fixed_length"}, "supernet training (it counts the ops trained per position)")
+    if config.proxy.enabled:
+        require(space, {"enumerable"}, "the proxy loop (proxy.every > 0)")
+    make_sampler(config.sampler.name, space, config.sampler.params)
+
+
 class SupernetTrainer:
-    """Trains a :class:`SuperNet` as configured; see the module docstring.
+    """Trains a supernet as configured; see the module docstring.
+
+    Everything that can fail on bad input (capabilities, sampler and predictor names and
+    parameters, device, data) fails in the constructor, before any training.
 
     Args:
         config: The run config.
-        splits: The data (default: ``config.dataset.load()``).
-        run: Run directory for the log, checkpoints and final files (None: in memory).
+        splits: The data (default: the config's dataset, loaded once per process).
+        run: Run directory for the log and checkpoints (None: in memory).
         progress: Show a tqdm bar.
         on_step: Called with the step count after every step and its bookkeeping
             (a way to stop a run from outside by raising).
@@ -105,6 +158,8 @@ class SupernetTrainer:
             the same unseen cells (the supernet still trains on them).
 
     Raises:
+        CapabilityError: The space lacks what the supernet, the sampler or the proxy
+            loop needs.
         ConfigError: The device is not available, the training split is smaller than a
             batch, or a sampler / predictor parameter is invalid.
     """
@@ -119,48 +174,45 @@ class SupernetTrainer:
         holdout: Collection[Sequence[int]] = (),
     ) -> None:
         self.config = config
-        self.space = NB201Space()
-        held = [self.space.ordinal(self.space.validate(a)) for a in holdout]
-        # ordinals the proxy loop draws from (all of them without a holdout: the same draws)
-        self._proxy_pool = np.setdiff1d(np.arange(self.space.size), np.asarray(held, dtype=np.int64))
-        self.splits = config.dataset.load() if splits is None else splits
-        if len(self.splits.train) < config.train.batch_size:
-            raise ConfigError(
-                f"train.batch_size={config.train.batch_size} exceeds the {len(self.splits.train)} training images"
+        self.space: SearchSpace = config.space.build("space")
+        check_capabilities(config, self.space)
+        held = {self.space.validate(a) for a in holdout}
+        self._proxy_pool = np.empty(0, dtype=np.int64)
+        if config.proxy.enabled:
+            # the ordinals the proxy loop draws from (all of them without a holdout: the same draws)
+            space = cast(EnumerableSpace, self.space)
+            self._proxy_pool = np.setdiff1d(
+                np.arange(space.size), np.asarray(sorted(space.ordinal(a) for a in held), dtype=np.int64)
             )
-        if len(self.splits.val) == 0 and (config.proxy.every > 0):
+            make_proxy_predictor(config.proxy.predictor, config.proxy.predictor_params, self.space)  # names fail here
+        tc = config.train
+        self.device, self.amp, self.channels_last = tc.compute.resolve()
+        self.splits = cached_splits(config.dataset) if splits is None else splits
+        self._num_train = len(cast(Sized, self.splits.train))
+        if self._num_train < tc.batch_size:
+            raise ConfigError(
+                f"invalid value {tc.batch_size!r} for 'train.batch_size'; expected at most the "
+                f"{self._num_train} training images"
+            )
+        if config.proxy.enabled and len(cast(Sized, self.splits.val)) == 0:
             raise ConfigError("the proxy loop needs a validation split; set dataset.val_fraction > 0")
-        make_sampler(config.sampler.name, self.space, config.sampler.params)  # validate early
-        if config.proxy.every > 0:
-            from predictors import make_predictor
-
-            make_predictor(config.proxy.predictor, **config.proxy.predictor_params)  # unknown names fail here
         self.run = run
         self.progress = progress
         self.on_step = on_step
-        tc = config.train
-        self.device = select_device(tc.device)
-        self.amp = self.device.type == "cuda" if tc.amp == "auto" else bool(tc.amp)
-        self.channels_last = resolve_channels_last(tc.channels_last, self.device)
         self.model = seeded_model(
-            lambda: SuperNet(
-                config.supernet.channels, config.supernet.cells_per_stage,
-                self.splits.num_classes, self.splits.in_channels,
-            ),
+            lambda: build_supernet(config.supernet, self.space, self.splits.num_classes, self.splits.in_channels),
             config.seed,
         ).to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov, weight_decay=tc.weight_decay
-        )
+        self.optimizer = tc.optim.sgd(self.model.parameters())
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.device.type == "cuda")
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
-        train = self.splits.train
-        self._augmenting = hasattr(train, "reseeded")
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=tc.optim.label_smoothing)
         seeds = np.random.SeedSequence(config.seed).spawn(4)
         aug_seed = int(seeds[3].generate_state(1)[0])
-        self.train_data = train.reseeded(aug_seed) if self._augmenting else train
+        train = self.splits.train
+        # the training images with an augmentation generator of this run (None: plain items)
+        self._images = train.reseeded(aug_seed) if isinstance(train, ImageTensorDataset) else None
         self._seeds = seeds
         self._eval_data: EvalData | None = None
 
@@ -169,22 +221,22 @@ class SupernetTrainer:
         """The state before the first step."""
         seeds = self._seeds
         data_rng = np.random.default_rng(seeds[2])
-        n = len(self.train_data)
-        aug = self.train_data.generator.get_state() if self._augmenting else torch.empty(0, dtype=torch.uint8)
+        fixed = cast(FixedLengthSpace, self.space)
+        aug = self._images.generator.get_state() if self._images is not None else torch.empty(0, dtype=torch.uint8)
         return TrainState(
             sampler=make_sampler(self.config.sampler.name, self.space, self.config.sampler.params),
             rng=np.random.default_rng(seeds[0]),
             proxy_rng=np.random.default_rng(seeds[1]),
             data_rng=data_rng,
             aug_state=aug,
-            order=data_rng.permutation(n),
-            op_counts=np.zeros((self.space.length, self.space.num_choices), dtype=np.int64),
+            order=data_rng.permutation(self._num_train),
+            op_counts=np.zeros((fixed.length, fixed.num_choices), dtype=np.int64),
         )
 
     def checkpoint(self, state: TrainState) -> dict[str, Any]:
         """The checkpoint payload of ``state`` and the current modules."""
-        if self._augmenting:
-            state.aug_state = self.train_data.generator.get_state()
+        if self._images is not None:
+            state.aug_state = self._images.generator.get_state()
         return {
             "state": state,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
@@ -193,7 +245,11 @@ class SupernetTrainer:
         }
 
     def restore(self, payload: dict[str, Any]) -> TrainState:
-        """Load a checkpoint payload into the modules and return its state."""
+        """Load a checkpoint payload into the modules and return its state.
+
+        Raises:
+            RunDirError: The checkpoint belongs to another configuration.
+        """
         try:
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
@@ -201,8 +257,8 @@ class SupernetTrainer:
             state: TrainState = payload["state"]
         except (KeyError, RuntimeError, ValueError) as exc:
             raise RunDirError(f"the checkpoint does not fit this run ({type(exc).__name__}: {exc})") from None
-        if self._augmenting:
-            self.train_data.generator.set_state(state.aug_state)
+        if self._images is not None:
+            self._images.generator.set_state(state.aug_state)
         return state
 
     # ---------------------------------------------------------------------------- run
@@ -211,8 +267,8 @@ class SupernetTrainer:
         state = self.initial_state() if state is None else state
         tc = self.config.train
         threads = torch.get_num_threads()
-        if tc.num_threads is not None:
-            torch.set_num_threads(tc.num_threads)
+        if tc.compute.num_threads is not None:
+            torch.set_num_threads(tc.compute.num_threads)
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -228,7 +284,7 @@ class SupernetTrainer:
                         if state.step % 10 == 0 and state.recent_loss:
                             bar.set_postfix(loss=f"{np.mean(state.recent_loss):.3f}", archs=len(state.trained))
                     self._after_step(state)
-                if self.config.proxy.every > 0 and self.config.proxy.final_round and not state.final_round_done:
+                if self.config.proxy.enabled and self.config.proxy.final_round and not state.final_round_done:
                     self._proxy_round(state, final=True)
                     state.final_round_done = True
                     self._save(state)
@@ -242,7 +298,7 @@ class SupernetTrainer:
         cfg = self.config
         step = state.step
         if self.run is not None and (step % cfg.log_every == 0 or step == cfg.train.steps):
-            self.run.append({
+            self.run.append(jsonable({
                 "type": "step",
                 "step": step,
                 "loss": float(np.mean(state.recent_loss)) if state.recent_loss else None,
@@ -250,7 +306,7 @@ class SupernetTrainer:
                 "distinct_archs": len(state.trained),
                 "images": state.images,
                 "train_seconds": round(state.train_seconds, 3),
-            })
+            }))
         if step in cfg.proxy.round_steps(cfg.train.steps):
             self._proxy_round(state, final=False)
         if step % cfg.checkpoint_every == 0 or step == cfg.train.steps:
@@ -265,15 +321,15 @@ class SupernetTrainer:
     def _next_batch(self, state: TrainState) -> tuple[torch.Tensor, torch.Tensor]:
         b = self.config.train.batch_size
         if state.position + b > len(state.order):
-            state.order = state.data_rng.permutation(len(self.train_data))
+            state.order = state.data_rng.permutation(self._num_train)
             state.position = 0
             state.epoch += 1
         positions = state.order[state.position : state.position + b]
         state.position += b
-        if hasattr(self.train_data, "batch"):
-            x, y = self.train_data.batch(positions)
+        if self._images is not None:
+            x, y = self._images.batch(torch.as_tensor(positions))
         else:
-            items = [self.train_data[int(i)] for i in positions]
+            items = [self.splits.train[int(i)] for i in positions]
             x, y = torch.stack([it[0] for it in items]), torch.as_tensor([int(it[1]) for it in items])
         x = x.to(self.device, non_blocking=True)
         if self.channels_last:
@@ -288,23 +344,22 @@ class SupernetTrainer:
             paths.extend(state.sampler.propose(state.rng))
         t1 = time.perf_counter()
         x, y = self._next_batch(state)
-        lr = lr_at(state.step, tc.steps, tc.lr, tc.min_lr, tc.warmup_steps)
+        lr = lr_at(state.step, tc.steps, tc.optim.lr, tc.optim.min_lr, tc.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         total = torch.zeros((), device=self.device)
         for arch in paths:
-            with torch.autocast(self.device.type, dtype=dtype, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=amp_dtype(self.device), enabled=self.amp):
                 loss = self.criterion(self.model(x, arch), y)
             # FairNAS accumulates the k paths' gradients without averaging, so every op
             # gets the gradient scale of single-path training.
             self.scaler.scale(loss).backward()
             total += loss.detach().float()
-        if tc.grad_clip is not None:
+        if tc.optim.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+            tc.optim.clip(self.model)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         mean_loss = float(total) / len(paths)
@@ -313,7 +368,7 @@ class SupernetTrainer:
         state.train_seconds += t2 - t0
         state.images += len(paths) * int(y.shape[0])
         for arch in paths:
-            state.trained.add(self.space.ordinal(arch))
+            state.trained.add(tuple(arch))
             state.op_counts[np.arange(len(arch)), list(arch)] += 1
         state.recent_loss.append(mean_loss)
         del state.recent_loss[: -self.config.log_every]
@@ -332,36 +387,34 @@ class SupernetTrainer:
                 self._eval_data = EvalData.build(self.splits, run, self.config.seed)
             data = self._eval_data
         return SupernetEvaluator.attached(
-            self.model, self.splits, config, dataset=self.config.dataset,
+            self.model, self.space, self.config.supernet, self.splits, config, dataset=self.config.dataset,
             amp=self.amp, channels_last=self.channels_last, data_seed=self.config.seed, data=data,
         )
-
-    def _uses_feedback(self, sampler: Sampler) -> bool:
-        inner = getattr(sampler, "base", sampler)
-        return type(inner).update is not Sampler.update
 
     def _proxy_round(self, state: TrainState, final: bool) -> None:
         pc = self.config.proxy
         start = time.perf_counter()
         pool = self._proxy_pool
+        space = cast(EnumerableSpace, self.space)
         chosen = pool[state.proxy_rng.choice(len(pool), size=min(pc.archs_per_round, len(pool)), replace=False)]
-        archs = [self.space.from_ordinal(int(o)) for o in chosen]
+        archs = [space.from_ordinal(int(o)) for o in chosen]
         evaluator = self.evaluator()
         evals = evaluator.evaluate_many(archs)
         losses = [e.metrics["val_loss"] for e in evals]
         stored = state.memory.add_round(archs, losses, state.step, pc.normalize)
         fitted = False
-        if len(state.memory) >= pc.min_memory and (final or self._uses_feedback(state.sampler)):
+        if len(state.memory) >= pc.min_memory and (final or state.sampler.uses_feedback):
             pairs = state.memory.pairs(pc.memory_size)
             state.predictor = fit_proxy_predictor(
-                pairs, pc.predictor, pc.predictor_params, seed=self.config.seed, ensemble=pc.ensemble
+                pairs, pc.predictor, pc.predictor_params, seed=self.config.seed, ensemble=pc.ensemble,
+                space=self.space,
             )
             state.sampler.update(state.predictor, pairs, state.proxy_rng)
             fitted = True
         self.model.train()
         state.proxy_seconds += time.perf_counter() - start
         if self.run is not None:
-            self.run.append({
+            self.run.append(jsonable({
                 "type": "proxy",
                 "step": state.step,
                 "final": final,
@@ -372,7 +425,7 @@ class SupernetTrainer:
                 "memory": len(state.memory),
                 "fitted": fitted,
                 "sampler": state.sampler.summary() if fitted else None,
-            })
+            }))
 
     # ------------------------------------------------------------------------- summary
     def summary(self, state: TrainState) -> dict[str, Any]:
@@ -385,7 +438,7 @@ class SupernetTrainer:
         secs = state.train_seconds
         return {
             "steps": state.step,
-            "epochs": round(state.epoch + state.position / max(len(self.train_data), 1), 3),
+            "epochs": round(state.epoch + state.position / max(self._num_train, 1), 3),
             "images": state.images,
             "distinct_archs": len(state.trained),
             "op_balance": op_balance(state.op_counts),

@@ -8,18 +8,22 @@ accuracies, parameter counts and measured training times. Source: Dong & Yang,
 
 from __future__ import annotations
 
+import copy
 import csv
 import gzip
 import math
 import os
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, cast
 
 import numpy as np
 
-from evonas.errors import ArchError, DataError, UnknownChoiceError
-from evonas.spaces import Arch, NB201Space
+from evonas.config import Checked, IsPath, Range
+from evonas.errors import ArchError, ConfigError, DataError, UnknownChoiceError
+from evonas.spaces import Arch, EnumerableSpace, SearchSpace, build_space
 
 ENV_VAR = "EVONAS_NB201"
 REQUIRED_COLUMNS = (
@@ -46,8 +50,8 @@ def resolve_table_path(path: str | os.PathLike[str] | None = None) -> Path:
         env = os.environ.get(ENV_VAR)
         if not env:
             raise DataError(
-                "no NAS-Bench-201 table given: pass its path (config key 'evaluator.params.path') "
-                f"or set ${ENV_VAR} to the nb201.csv.gz file"
+                "no NAS-Bench-201 table given: set the nb201 table's path (params.path of its entry "
+                f"in 'tables') or ${ENV_VAR} to the nb201.csv.gz file"
             )
         path = env
     return Path(path).expanduser()
@@ -65,12 +69,25 @@ class NB201Table:
     is off by exactly one convolution edge (120 of them have ``skip_connect`` on edge
     (0,1)); NASLib's independently computed counts agree with :class:`evonas.models.NB201Network`
     on those rows. The values are served as stored; ``tests/test_models.py`` lists the rows.
+
+    As a :class:`~evonas.tabular.Table` its query cost is the training time of
+    :attr:`cost_dataset` scaled to :attr:`cost_epochs` (see :meth:`with_cost`).
     """
 
-    space = NB201Space()
+    cost_dataset: str = "cifar10-valid"
+    cost_epochs: int = 12
 
-    def __init__(self, path: Path, index: np.ndarray, columns: dict[str, np.ndarray], seeds: dict[str, np.ndarray]):
+    def __init__(
+        self,
+        path: Path,
+        index: np.ndarray,
+        columns: dict[str, np.ndarray],
+        seeds: dict[str, np.ndarray],
+        space: EnumerableSpace,
+    ):
         self.path = path
+        self.source = str(path)
+        self.space = space
         self._index = index  # by space ordinal -> NB201 index
         self._ordinal_of_index = np.argsort(index)
         self._columns = columns  # metric -> values by space ordinal
@@ -78,11 +95,12 @@ class NB201Table:
 
     # ----------------------------------------------------------------------------- loading
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> NB201Table:
+    def load(cls, path: str | os.PathLike[str] | None = None, space: SearchSpace | None = None) -> NB201Table:
         """Read and validate the table.
 
         Args:
             path: The ``nb201.csv.gz`` (or plain ``.csv``) file; default ``$EVONAS_NB201``.
+            space: The nb201 space (default: the registered one).
 
         Raises:
             DataError: The file is missing, not a readable CSV, lacks required columns,
@@ -91,10 +109,12 @@ class NB201Table:
         p = resolve_table_path(path)
         if not p.is_file():
             raise DataError(f"NAS-Bench-201 table {str(p)!r} does not exist")
-        space = cls.space
-        opener = gzip.open if p.suffix == ".gz" else open
+        space = build_space("nb201") if space is None else space
+        if space.name != "nb201":
+            raise ConfigError(f"the NAS-Bench-201 table serves space 'nb201', not {space.name!r}")
+        enumerable = cast(EnumerableSpace, space)  # nb201 declares 'enumerable'
         try:
-            with opener(p, "rt", newline="") as fh:  # type: ignore[operator]
+            with (gzip.open(p, "rt", newline="") if p.suffix == ".gz" else open(p, newline="")) as fh:
                 reader = csv.reader(fh)
                 header = next(reader, None)
                 if header is None:
@@ -108,22 +128,22 @@ class NB201Table:
                 rows = list(reader)
         except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"NAS-Bench-201 table {str(p)!r} is not a readable CSV: {exc}") from None
-        if len(rows) != space.size:
+        if len(rows) != enumerable.size:
             raise DataError(
-                f"NAS-Bench-201 table {str(p)!r} has {len(rows)} rows; expected {space.size} (one per cell)"
+                f"NAS-Bench-201 table {str(p)!r} has {len(rows)} rows; expected {enumerable.size} (one per cell)"
             )
         col = {name: i for i, name in enumerate(header)}
         numeric = [c for c in header if c not in ("index", "arch")]
-        values = np.full((space.size, len(numeric)), np.nan)
-        index = np.full(space.size, -1, dtype=np.int64)
+        values = np.full((enumerable.size, len(numeric)), np.nan)
+        index = np.full(enumerable.size, -1, dtype=np.int64)
         for r, row in enumerate(rows, start=2):
             if len(row) != len(header):
                 raise DataError(f"NAS-Bench-201 table {str(p)!r}: line {r} has {len(row)} fields, expected {len(header)}")
             try:
-                arch = space.parse(row[col["arch"]])
+                arch = enumerable.parse(row[col["arch"]])
             except ArchError as exc:
                 raise DataError(f"NAS-Bench-201 table {str(p)!r}: line {r}: {exc}") from None
-            o = space.ordinal(arch)
+            o = enumerable.ordinal(arch)
             if index[o] >= 0:
                 raise DataError(f"NAS-Bench-201 table {str(p)!r}: line {r} repeats architecture {row[col['arch']]!r}")
             try:
@@ -131,8 +151,8 @@ class NB201Table:
                 values[o] = [float(row[col[c]]) if row[col[c]] != "" else math.nan for c in numeric]
             except ValueError:
                 raise DataError(f"NAS-Bench-201 table {str(p)!r}: line {r} has a non-numeric value") from None
-        if sorted(index.tolist()) != list(range(space.size)):
-            raise DataError(f"NAS-Bench-201 table {str(p)!r}: 'index' is not a permutation of 0..{space.size - 1}")
+        if sorted(index.tolist()) != list(range(enumerable.size)):
+            raise DataError(f"NAS-Bench-201 table {str(p)!r}: 'index' is not a permutation of 0..{enumerable.size - 1}")
         columns: dict[str, np.ndarray] = {}
         seed_cols: dict[str, list[np.ndarray]] = {}
         for j, name in enumerate(numeric):
@@ -145,7 +165,7 @@ class NB201Table:
             if np.isnan(columns[name]).any():
                 raise DataError(f"NAS-Bench-201 table {str(p)!r}: column {name!r} has missing values")
         seeds = {m: np.stack(v, axis=1) for m, v in seed_cols.items() if m in columns}
-        return cls(p, index, columns, seeds)
+        return cls(p, index, columns, seeds, enumerable)
 
     # ----------------------------------------------------------------------------- queries
     @property
@@ -183,8 +203,27 @@ class NB201Table:
             return self.query(arch, metric)
         return float(avail[rng.integers(avail.size)])
 
+    def has(self, arch: Arch) -> bool:
+        """Every nb201 cell is in the table."""
+        return True
+
+    def cost(self, arch: Arch) -> float:
+        """Simulated seconds of a query: :meth:`train_time` for the configured cost schedule."""
+        return self.train_time(arch, self.cost_dataset, self.cost_epochs)
+
+    def with_cost(self, dataset: str, epochs: int) -> NB201Table:
+        """This table (sharing its arrays) charging ``dataset``'s training time for ``epochs`` per query.
+
+        Raises:
+            UnknownChoiceError: The table has no training time for ``dataset``.
+        """
+        self.train_time(self.space.from_ordinal(0), dataset, epochs)
+        out = copy.copy(self)
+        out.cost_dataset, out.cost_epochs = dataset, epochs
+        return out
+
     def column(self, metric: str) -> np.ndarray:
-        """All values of ``metric``, in the order of :meth:`NB201Space.all_archs`."""
+        """All values of ``metric``, in the order of the space's ``all_archs()``."""
         self.check_metric(metric)
         return self._columns[metric].copy()
 
@@ -214,3 +253,30 @@ class NB201Table:
 
     def __len__(self) -> int:
         return self.space.size
+
+
+@dataclass(frozen=True)
+class NB201TableConfig(Checked):
+    """The NAS-Bench-201 table as a registered table (``{name: nb201, params: {...}}``).
+
+    Attributes:
+        path: The ``nb201.csv.gz`` file (default: ``$EVONAS_NB201``).
+        cost_dataset: Whose training time a query costs (default ``cifar10-valid``).
+        cost_epochs: Epochs a query stands for: the table's 200-epoch time is scaled by
+            ``cost_epochs/200`` (default 12, the standard protocol's fidelity).
+    """
+
+    path: Annotated[str | None, IsPath()] = None
+    cost_dataset: str = "cifar10-valid"
+    cost_epochs: Annotated[int, Range(1)] = 12
+
+
+_LOADED: dict[tuple[str, Any], NB201Table] = {}  # one load per process (Ray workers included)
+
+
+def load_nb201_table(config: NB201TableConfig, *, space: SearchSpace) -> NB201Table:
+    """The table of ``config``, loaded once per process and path."""
+    key = (str(resolve_table_path(config.path).resolve()), space)
+    if key not in _LOADED:
+        _LOADED[key] = NB201Table.load(key[0], space)
+    return _LOADED[key].with_cost(config.cost_dataset, config.cost_epochs)

@@ -1,13 +1,23 @@
-"""Training networks from scratch: config, device choice, seeded trainer, evaluation."""
+"""Training networks from scratch: configs, device choice, seeded trainer, evaluation loop."""
 
 from __future__ import annotations
 
-from evonas.training._device import DEVICE_CHOICES, prefers_channels_last, resolve_channels_last, select_device
+from evonas.training._config import ComputeConfig, OptimConfig, TrainConfig
+from evonas.training._device import (
+    DEVICE_CHOICES,
+    amp_dtype,
+    check_device_spec,
+    prefers_channels_last,
+    resolve_amp,
+    resolve_channels_last,
+    select_device,
+)
 from evonas.training._trainer import (
     CURVES,
+    TRAIN_METRICS,
     EvalResult,
-    TrainConfig,
     TrainResult,
+    evaluate_batches,
     evaluate_model,
     seeded_model,
     train_model,
@@ -15,12 +25,19 @@ from evonas.training._trainer import (
 
 __all__ = [
     "CURVES",
+    "TRAIN_METRICS",
     "DEVICE_CHOICES",
+    "ComputeConfig",
     "EvalResult",
+    "OptimConfig",
     "TrainConfig",
     "TrainResult",
+    "amp_dtype",
+    "check_device_spec",
+    "evaluate_batches",
     "evaluate_model",
     "prefers_channels_last",
+    "resolve_amp",
     "resolve_channels_last",
     "seeded_model",
     "select_device",

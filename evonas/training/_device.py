@@ -61,10 +61,8 @@ def prefers_channels_last(device: torch.device) -> bool:
     ``"auto"`` setting of ``channels_last`` resolves to.
 
     True on CUDA (tensor cores want NHWC) and on CPUs whose PyTorch build has oneDNN
-    (``torch.backends.mkldnn``), whose convolution kernels are NHWC-native. On this
-    project's reference machine (torch 2.14, one x86 core) channels-last trained the
-    NAS-Bench-201 networks 1.4-1.9x faster (C=8/N=1 supernet 670 -> 1188 img/s; C=16/N=5
-    standalone 108 -> 206 img/s) and evaluated 2.3x faster, with logits equal to 1e-7.
+    (``torch.backends.mkldnn``), whose convolution kernels are NHWC-native
+    (``benchmarks/RESULTS.md`` has the measured speed-ups).
     """
     if device.type == "cuda":
         return True
@@ -74,3 +72,13 @@ def prefers_channels_last(device: torch.device) -> bool:
 def resolve_channels_last(setting: bool | str, device: torch.device) -> bool:
     """A ``channels_last`` setting (``"auto"``, true or false) resolved on ``device``."""
     return prefers_channels_last(device) if setting == "auto" else bool(setting)
+
+
+def resolve_amp(setting: bool | str, device: torch.device) -> bool:
+    """An ``amp`` setting (``"auto"``: on for CUDA only, true or false) resolved on ``device``."""
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The autocast dtype of mixed precision on ``device``: float16 on CUDA, bfloat16 on the CPU."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16

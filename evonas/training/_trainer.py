@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -27,106 +27,10 @@ from torch.utils.data import DataLoader
 from evonas.data import DataSplits
 from evonas.errors import ConfigError
 from evonas.models import count_parameters
-from evonas.training._device import check_device_spec, resolve_channels_last, select_device
+from evonas.training._config import TrainConfig
+from evonas.training._device import amp_dtype, select_device
 
 M = TypeVar("M", bound=nn.Module)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train a network from scratch.
-
-    Attributes:
-        epochs: Passes over the training split.
-        batch_size: Training batch size.
-        lr: Initial learning rate.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum (needs ``momentum > 0``).
-        weight_decay: L2 penalty on all parameters.
-        min_lr: Learning rate at the end of the cosine schedule.
-        grad_clip: Clip the gradients' global L2 norm to this value; None: no clipping.
-        label_smoothing: Label smoothing of the training loss (Szegedy et al., CVPR 2016);
-            evaluation losses are plain cross-entropy.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        amp: Automatic mixed precision: ``"auto"`` (on for CUDA, off on the CPU), true
-            (float16 with loss scaling on CUDA, bfloat16 on the CPU) or false.
-        channels_last: Channels-last memory format: ``"auto"`` (on for CUDA and for CPUs with
-            oneDNN, see :func:`~evonas.training.prefers_channels_last`), true or false.
-        num_workers: DataLoader worker processes (0: load in the training process, best
-            for in-memory datasets).
-        eval_batch_size: Batch size of validation and test passes.
-        val_every: Evaluate on the validation split every this many epochs; the last
-            epoch is always evaluated (curves hold NaN for the epochs in between). Raise
-            it when only the final model matters, e.g. ensemble members.
-        num_threads: torch's intra-op CPU threads while training (restored afterwards);
-            None keeps torch's setting (all cores). The default 1 suits NAS-Bench-201-sized
-            networks on small images, which gain little from intra-op parallelism and slow
-            down by an order of magnitude when threads compete for shared cores; parallel
-            evaluations (Ray) use the other cores.
-
-    Raises:
-        ConfigError: A value is out of range; the message quotes it.
-    """
-
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    min_lr: float = 0.0
-    grad_clip: float | None = None
-    label_smoothing: float = 0.0
-    device: str = "auto"
-    amp: Literal["auto"] | bool = "auto"
-    channels_last: Literal["auto"] | bool = "auto"
-    num_workers: int = 0
-    eval_batch_size: int = 256
-    val_every: int = 1
-    num_threads: int | None = 1
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "eval_batch_size", "val_every"):
-            _check_int(key, getattr(self, key), minimum=1)
-        _check_int("num_workers", self.num_workers, minimum=0)
-        if self.num_threads is not None:
-            _check_int("num_threads", self.num_threads, minimum=1)
-        for key in ("lr", "momentum", "weight_decay", "min_lr", "label_smoothing"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"train.{key} must be a finite number; got {value!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"train.lr must be positive; got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"train.momentum must be in [0, 1); got {self.momentum!r}")
-        if self.nesterov and self.momentum == 0:
-            raise ConfigError("train.nesterov needs a positive train.momentum; got momentum 0")
-        if self.weight_decay < 0:
-            raise ConfigError(f"train.weight_decay must be non-negative; got {self.weight_decay!r}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ConfigError(f"train.min_lr must be in [0, lr={self.lr}]; got {self.min_lr!r}")
-        if self.grad_clip is not None and (
-            isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float)) or not self.grad_clip > 0
-        ):
-            raise ConfigError(f"train.grad_clip must be a positive number or unset; got {self.grad_clip!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"train.label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
-        try:
-            check_device_spec(self.device)
-        except ConfigError as exc:
-            raise ConfigError(f"train.device: {exc}") from None
-        for key in ("amp", "channels_last", "nesterov"):
-            value = getattr(self, key)
-            if not (isinstance(value, bool) or (key != "nesterov" and value == "auto")):
-                valid = "true, false" if key == "nesterov" else "'auto', true, false"
-                raise ConfigError(f"invalid value {value!r} for train.{key}; valid values: {valid}")
-
-
-def _check_int(key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive" if minimum == 1 else "a non-negative"
-        unset = " or unset" if key == "num_threads" else ""
-        raise ConfigError(f"train.{key} must be {kind} integer{unset}; got {value!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,6 +93,17 @@ class TrainResult:
     val_eval: EvalResult | None = None
     test_eval: EvalResult | None = None
 
+    def metrics(self) -> dict[str, float]:
+        """The metrics of a trained network, as evaluators report them (see :data:`TRAIN_METRICS`)."""
+        return {
+            "val_acc": self.val_acc,
+            "val_loss": self.val_loss,
+            "test_acc": self.test_acc,
+            "test_loss": self.test_loss,
+            "train_acc": self.train_acc,
+            "params_M": self.num_params / 1e6,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of all fields."""
         return {
@@ -202,6 +117,10 @@ class TrainResult:
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
+TRAIN_METRICS: tuple[str, ...] = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "params_M")
+"""What :meth:`TrainResult.metrics` reports: accuracies in percent, cross-entropy losses,
+parameters in millions."""
+
 
 def seeded_model(factory: Callable[[], M], seed: int) -> M:
     """Build a model with its weight initialisation seeded by ``seed``.
@@ -213,14 +132,6 @@ def seeded_model(factory: Callable[[], M], seed: int) -> M:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory()
-
-
-def _resolve(flag: Literal["auto"] | bool, device: torch.device) -> bool:
-    return device.type == "cuda" if flag == "auto" else bool(flag)
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype:
-    return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
 def evaluate_model(
@@ -254,26 +165,54 @@ def evaluate_model(
         dev = select_device(device) if isinstance(device, str) else torch.device(device)
     was_training = model.training
     model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64, device=dev)
-    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    try:
+        return evaluate_batches(model, loader, dev, amp=amp, channels_last=channels_last, return_logits=return_logits)
+    finally:
+        model.train(was_training)
+
+
+def evaluate_batches(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    *,
+    amp: bool = False,
+    channels_last: bool = False,
+    return_logits: bool = False,
+) -> EvalResult:
+    """The evaluation loop: summed cross-entropy and correct predictions over ``batches``.
+
+    The caller sets the mode of whatever ``forward`` runs (:func:`evaluate_model` does it
+    for a module; the supernet evaluator passes one path of its supernet).
+
+    Args:
+        forward: Maps an input batch to logits.
+        batches: ``(x, y)`` pairs (a DataLoader or fixed tensors).
+        device: Where to compute.
+        amp: Autocast the forward pass (float16 on CUDA, bfloat16 on the CPU).
+        channels_last: Feed channels-last inputs.
+        return_logits: Also return the logits and labels (on the CPU).
+
+    Shapes:
+        ``x``: ``(B, C, H, W)``; ``y``: ``(B,)``; logits ``(B, num_classes)``.
+    """
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
     all_logits: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
-    try:
-        with torch.inference_mode():
-            for x, y in loader:
-                x, y = _to_device(x, y, dev, channels_last)
-                with torch.autocast(dev.type, dtype=_amp_dtype(dev), enabled=amp):
-                    logits = model(x)
-                logits = logits.float()
-                total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").double()
-                correct += (logits.argmax(dim=1) == y).sum()
-                count += int(y.shape[0])
-                if return_logits:
-                    all_logits.append(logits.cpu())
-                    all_targets.append(y.cpu())
-    finally:
-        model.train(was_training)
+    with torch.inference_mode():
+        for x, y in batches:
+            x, y = _to_device(x, y, device, channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
+                logits = forward(x)
+            logits = logits.float()
+            total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == y).sum()
+            count += int(y.shape[0])
+            if return_logits:
+                all_logits.append(logits.cpu())
+                all_targets.append(y.cpu())
     if count == 0:
         loss = acc = float("nan")
     else:
@@ -325,12 +264,12 @@ def train_model(
         ConfigError: The configured device is not available.
     """
     start = time.perf_counter()
-    device = select_device(config.device)
+    device, use_amp, use_cl = config.compute.resolve()
     threads = torch.get_num_threads()
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
+    if config.compute.num_threads is not None:
+        torch.set_num_threads(config.compute.num_threads)
     try:
-        return _train(model, splits, config, seed, progress, device, start, return_logits)
+        return _train(model, splits, config, seed, progress, device, use_amp, use_cl, start, return_logits)
     finally:
         torch.set_num_threads(threads)
 
@@ -342,32 +281,29 @@ def _train(
     seed: int,
     progress: bool,
     device: torch.device,
+    use_amp: bool,
+    use_cl: bool,
     start: float,
     return_logits: bool = False,
 ) -> TrainResult:
-    use_amp = _resolve(config.amp, device)
-    use_cl = resolve_channels_last(config.channels_last, device)
     pin = device.type == "cuda"
     model.to(device)
     if use_cl:
         model.to(memory_format=torch.channels_last)
-    loader_args = dict(num_workers=config.num_workers, pin_memory=pin)
-    train_loader = splits.loader("train", config.batch_size, seed=seed, **loader_args)
-    val_loader = splits.loader("val", config.eval_batch_size, shuffle=False, **loader_args)
-    test_loader = splits.loader("test", config.eval_batch_size, shuffle=False, **loader_args)
+    workers = config.num_workers
+    train_loader = splits.loader("train", config.batch_size, seed=seed, num_workers=workers, pin_memory=pin)
+    val_loader = splits.loader("val", config.eval_batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
+    test_loader = splits.loader("test", config.eval_batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise ConfigError(f"training split of {splits.name!r} is empty; nothing to train on")
 
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum,
-        nesterov=config.nesterov, weight_decay=config.weight_decay,
-    )
+    optimizer = config.optim.sgd(model.parameters())
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=config.epochs * steps_per_epoch, eta_min=config.min_lr
+        optimizer, T_max=config.epochs * steps_per_epoch, eta_min=config.optim.min_lr
     )
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == "cuda")
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
     curves: dict[str, list[float]] = {k: [] for k in CURVES}
     evaluate = dict(amp=use_amp, channels_last=use_cl)
     diverged = False
@@ -389,13 +325,13 @@ def _train(
             for x, y in train_loader:
                 x, y = _to_device(x, y, device, use_cl)
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
+                with torch.autocast(device.type, dtype=amp_dtype(device), enabled=use_amp):
                     logits = model(x)
                     loss = criterion(logits, y)
                 scaler.scale(loss).backward()
-                if config.grad_clip is not None:
+                if config.optim.grad_clip is not None:
                     scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    config.optim.clip(model)
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
