@@ -155,5 +155,5 @@ def test_training_and_ensembles_of_plugin_networks_on_ray_in_fresh_processes(tmp
     assert result(ens)["complete"]
     pred = tmp_path / "pred-ray"
     fresh_process(tmp_path, "predictors", "evaluate", "--plugin", str(PLUGIN), "--config",
-                  str(PLUGIN / "chain-predictors.yaml"), "--run-dir", str(pred), RAY, "predictors=[rf]", "trials=1")
+                  str(PLUGIN / "chain-predictors.yaml"), "--run-dir", str(pred), RAY, "predictors=[rf]", "params={}", "trials=1")
     assert (pred / "summary.csv").exists()
