@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evonas.evaluation import Evaluation
+from evonas.spaces import SpaceBase
 
 if TYPE_CHECKING:
     from evonas.data import DataSplits
@@ -66,3 +67,31 @@ def trained_toy_supernet(splits: DataSplits, steps: int) -> SuperNet:
         nn.functional.cross_entropy(net(x, space.sample(rng)), y).backward()
         opt.step()
     return net
+
+
+class CoreOnlySpace(SpaceBase):
+    """A space of 3 binary positions with the core protocol only (no optional capability)."""
+
+    name = "core_only_test"
+    capabilities: frozenset[str] = frozenset()
+
+    def validate(self, arch):
+        return tuple(int(v) for v in arch)
+
+    def parse(self, text):
+        return tuple(int(c) for c in text)
+
+    def format(self, arch):
+        return "".join(map(str, arch))
+
+    def sample(self, rng):
+        return tuple(int(v) for v in rng.integers(0, 2, size=3))
+
+    def neighbors(self, arch):
+        return [tuple(1 - v if j == i else v for j, v in enumerate(arch)) for i in range(3)]
+
+    def mutate(self, arch, rng):
+        return self.neighbors(arch)[int(rng.integers(3))]
+
+    def canonical_key(self, arch):
+        return arch

@@ -25,10 +25,12 @@ from evonas.errors import CapabilityError, ConfigError, DataError, EvonasError, 
 from evonas.evaluation import EVALUATORS, Evaluation
 from evonas.executors import EXECUTORS, Task
 from evonas.models import DECODERS, build_network
-from evonas.spaces import CAPABILITIES, SPACES, ArchGraph, SpaceBase, build_space, require
+from evonas.spaces import CAPABILITIES, SPACES, ArchGraph, build_space, require
 from evonas.strategies import STRATEGIES
 from evonas.tabular import TABLES
 from evonas.training import seeded_model
+
+from _toys import CoreOnlySpace
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "plugins" / "chain_nas"
@@ -104,33 +106,10 @@ def test_space_capabilities_do_what_they_declare(name):
         assert len(arch) == space.length and all(0 <= v < space.num_choices for v in arch)
 
 
-class _BareSpace(SpaceBase):
+class _BareSpace(CoreOnlySpace):
     """A space with the core only (no optional capability)."""
 
     name = "bare"
-    capabilities = frozenset()
-
-    def validate(self, arch):
-        return tuple(arch)
-
-    def parse(self, text):
-        return tuple(int(c) for c in text)
-
-    def format(self, arch):
-        return "".join(map(str, arch))
-
-    def sample(self, rng):
-        return tuple(int(v) for v in rng.integers(0, 2, size=3))
-
-    def mutate(self, arch, rng):
-        i = int(rng.integers(3))
-        return arch[:i] + (1 - arch[i],) + arch[i + 1:]
-
-    def neighbors(self, arch):
-        return [arch[:i] + (1 - arch[i],) + arch[i + 1:] for i in range(3)]
-
-    def canonical_key(self, arch):
-        return arch
 
 
 def test_registering_a_space_checks_its_protocol():

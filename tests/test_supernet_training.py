@@ -23,7 +23,7 @@ from evonas.errors import (
     UnknownChoiceError,
 )
 from evonas.runs import RunDir, report_run, resume_run
-from evonas.spaces import SpaceBase, get_space
+from evonas.spaces import get_space
 from evonas.supernet import (
     SUPERNET,
     PredictorEvaluator,
@@ -37,6 +37,8 @@ from evonas.supernet import (
     start_training,
 )
 from evonas.supernet._run import read_records
+
+from _toys import CoreOnlySpace
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = get_space("nb201")
@@ -124,33 +126,10 @@ def test_bad_sampler_or_predictor_fails_before_the_run_directory_exists(tmp_path
 
 
 # ------------------------------------------------------------------------- capabilities
-class _ChainSpace(SpaceBase):
+class _ChainSpace(CoreOnlySpace):
     """A plugin space of 3 binary positions with the core protocol only."""
 
     name = "chain_test"
-    capabilities = frozenset()
-
-    def validate(self, arch):
-        return tuple(int(v) for v in arch)
-
-    def parse(self, text):
-        return tuple(int(c) for c in text)
-
-    def format(self, arch):
-        return "".join(map(str, arch))
-
-    def sample(self, rng):
-        return tuple(int(v) for v in rng.integers(0, 2, size=3))
-
-    def mutate(self, arch, rng):
-        i = int(rng.integers(3))
-        return tuple(1 - v if j == i else v for j, v in enumerate(arch))
-
-    def neighbors(self, arch):
-        return [tuple(1 - v if j == i else v for j, v in enumerate(arch)) for i in range(3)]
-
-    def canonical_key(self, arch):
-        return arch
 
 
 class _FixedChainSpace(_ChainSpace):

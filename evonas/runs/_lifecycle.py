@@ -152,19 +152,20 @@ def start_run(
     else:
         path = default_run_dir(Path(config_path).stem if config_path else rk.name)
     run = RunDir.create(path, to_dict(config), int(getattr(config, "seed", 0)), rk.name, plugins=loaded_plugins())
+    return _execute(rk, run, config, prepared, False, progress)
+
+
+def _execute(rk: RunKind, run: RunDir, config: Any, prepared: Any, resume: bool, progress: bool | None) -> RunResult:
+    """Run in ``run`` (locked), write ``result.json``, release the directory, judge the outcome."""
     try:
-        summary = rk.execute(run, config, prepared, resume=False, progress=_progress(config, progress))
+        summary = rk.execute(run, config, prepared, resume=resume, progress=_progress(config, progress))
         run.write_json(RESULT, summary)
     finally:
         run.close()
-    _check(rk, summary, run.path)
-    return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
-
-
-def _check(rk: RunKind, summary: dict[str, Any], run_dir: Path) -> None:
     reason = rk.failure(summary)
     if reason is not None:
-        raise RunFailedError(f"{reason}; the log is in {str(run_dir)!r}", run_dir)
+        raise RunFailedError(f"{reason}; the log is in {str(run.path)!r}", run.path)
+    return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
 
 
 def open_run(run_dir: str | os.PathLike[str], kind: str | None = None) -> tuple[RunDir, RunKind]:
@@ -224,17 +225,16 @@ def resume_run(
         changed = to_dict(config) != to_dict(from_dict(rk.Config, stored))
         if rk.finished(run) and not changed:
             summary = run.read_json(RESULT)
+            run.close()
             return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
         prepared = rk.prepare(config)
         if changed:
             run.write_config(to_dict(config))
             run.append({"type": "extend", "overrides": list(overrides)})
-        summary = rk.execute(run, config, prepared, resume=True, progress=_progress(config, progress))
-        run.write_json(RESULT, summary)
-    finally:
+    except BaseException:
         run.close()
-    _check(rk, summary, run.path)
-    return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
+        raise
+    return _execute(rk, run, config, prepared, True, progress)
 
 
 def report_run(run_dir: str | os.PathLike[str]) -> str:
