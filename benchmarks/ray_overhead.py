@@ -1,11 +1,15 @@
 """What running evaluations through Ray costs, and what it buys.
 
-Prints two Markdown tables:
+Prints three Markdown tables:
 
 1. Per-evaluation overhead of :class:`~evonas.executors.RayExecutor` against
    :class:`~evonas.executors.SerialExecutor` for a no-op evaluator (total time, ms per
    evaluation, evaluations per second) with ``max_in_flight`` 1 and 2.
-2. Speed-up of two Ray workers over serial for CPU-bound evaluations: real training of
+2. The same per evaluation of a whole neighbourhood-aware search (each candidate scored
+   over itself and its 24 neighbours), with the no-op evaluator scoring one architecture
+   per task and, as a batch evaluator (``evaluate_many``), a candidate's whole fitness
+   plan per task.
+3. Speed-up of two Ray workers over serial for CPU-bound evaluations: real training of
    NAS-Bench-201 cells on scikit-learn's ``digits`` with
    :class:`~evonas.evaluation.TrainingEvaluator`, one torch thread per evaluation in every
    case, so that two workers use two cores. A one-worker Ray row separates Ray's own cost
@@ -19,7 +23,7 @@ and Ray runs compete alike with whatever else runs on the machine.
 
 Usage::
 
-    python benchmarks/ray_overhead.py [--trivial 500] [--train 8] [--epochs 5] [--skip-training]
+    python benchmarks/ray_overhead.py [--trivial 500] [--search 2500] [--train 8] [--epochs 5] [--skip-training]
 """
 
 from __future__ import annotations
@@ -51,6 +55,13 @@ class NoOpEvaluator:
 
     def evaluate(self, arch: tuple[int, ...], seed: int) -> Evaluation:
         return Evaluation(metrics={"x": float(seed)})
+
+
+class NoOpBatchEvaluator(NoOpEvaluator):
+    """The no-op evaluator that also scores batches: a fitness plan becomes one task."""
+
+    def evaluate_many(self, archs: list[tuple[int, ...]], seeds: list[int] | None = None) -> list[Evaluation]:
+        return [self.evaluate(a, s) for a, s in zip(archs, seeds or [0] * len(archs))]
 
 
 class OneThread:
@@ -129,6 +140,26 @@ def overhead_table(n: int) -> str:
     return table(["executor", "evaluations", "total s", "ms / evaluation", "evaluations / s"], rows)
 
 
+def search_table(n: int) -> str:
+    from evonas.fitness import NeighbourhoodAwareFitness, Objective
+    from evonas.search import Budget, Search
+    from evonas.strategies import RegularizedEvolution
+
+    space = build_space("nb201")
+    rows = []
+    for evaluator, label in ((NoOpEvaluator(), "one architecture per task"), (NoOpBatchEvaluator(), "fitness plan per task")):
+        for name, make in (("SerialExecutor", SerialExecutor), ("RayExecutor, max_in_flight=2", lambda: RayExecutor(max_in_flight=2))):
+            search = Search(space, RegularizedEvolution(space, 1, np.random.default_rng(0)),
+                            NeighbourhoodAwareFitness(space, (Objective("x"),)), evaluator, make(), Budget(evaluations=n), seed=0)
+            t0 = time.perf_counter()
+            history = search.run_search()
+            seconds = time.perf_counter() - t0
+            evals = search.state.used_evaluations
+            assert not any(r.failed for r in history)
+            rows.append([name, label, str(len(history)), str(evals), f"{seconds:.3f}", f"{1000 * seconds / evals:.3f}"])
+    return table(["executor", "tasks", "candidates", "evaluations", "total s", "ms / evaluation"], rows)
+
+
 def training_table(n: int, epochs: int) -> str:
     import torch
 
@@ -190,6 +221,7 @@ def training_table(n: int, epochs: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trivial", type=int, default=500, help="no-op evaluations per executor")
+    parser.add_argument("--search", type=int, default=2500, help="evaluations of each neighbourhood-aware search")
     parser.add_argument("--train", type=int, default=8, help="training evaluations per executor")
     parser.add_argument("--epochs", type=int, default=5, help="training epochs per evaluation")
     parser.add_argument("--skip-training", action="store_true", help="only the overhead table")
@@ -204,6 +236,7 @@ def main() -> None:
     try:
         print(f"Local Ray instance (2 CPUs, 127.0.0.1) started in {startup:.1f} s (not included below).\n")
         print(f"### Executor overhead, no-op evaluator\n\n{overhead_table(args.trivial)}\n")
+        print(f"### Neighbourhood-aware search, no-op evaluator\n\n{search_table(args.search)}\n")
         if not args.skip_training:
             trained = training_table(args.train, args.epochs)
             print(f"### Two Ray workers vs serial, training on digits\n\n{trained}\n")

@@ -263,11 +263,12 @@ def train_and_rank(
     if save:
         torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, save)
 
-    evals = trainer.evaluator(dataclasses.replace(config.evaluation, val_images=rank_images)).evaluate_many(archs)
+    ranker = trainer.evaluator(dataclasses.replace(config.evaluation, val_images=rank_images))
+    evals = [ranker.evaluate(a) for a in archs]
     acc = [e.metrics["val_acc"] for e in evals]
     # the other BatchNorm mode, to show what re-estimation does
     other = trainer.evaluator(dataclasses.replace(config.evaluation, bn_recalibration=not config.evaluation.bn_recalibration))
-    other_acc = [e.metrics["val_acc"] for e in other.evaluate_many(archs)]
+    other_acc = [other.evaluate(a).metrics["val_acc"] for a in archs]
     proxy = None
     if result.state.predictor is not None:
         predictor = PredictorEvaluator(result.state.predictor, trainer.space)

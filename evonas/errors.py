@@ -8,6 +8,7 @@ work all failed (every evaluation, every member); the command line exits with co
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable
 
 
@@ -53,6 +54,12 @@ class UnknownChoiceError(EvonasError):
         self.name = name
         self.choices = list(choices)
         super().__init__(f"unknown {kind} {name!r}; valid choices: {', '.join(self.choices)}")
+
+
+def one_line_error(exc: BaseException) -> str:
+    """Why something failed, on one line: exception type and message, whitespace collapsed."""
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    return " ".join(text.split())
 
 
 class RunFailedError(RuntimeError):

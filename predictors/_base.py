@@ -148,6 +148,17 @@ def check_targets(y: Any, n_archs: int) -> np.ndarray:
     return arr
 
 
+def float32_resolution(values: Any) -> np.ndarray:
+    """``values`` rounded to float32 precision (as float64).
+
+    Model outputs are computed in float64 and rounded so: the last bits of a float64 sum
+    depend on how many rows a call holds, and after this rounding an architecture's
+    prediction is the same whatever it is predicted beside (the search loop predicts a
+    candidate's whole fitness plan in one call).
+    """
+    return np.asarray(values, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
 class ArchPredictor(RegressorMixin, BaseEstimator, metaclass=abc.ABCMeta):
     """Base class of the predictors: shared validation and target scaling.
 

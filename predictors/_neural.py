@@ -7,13 +7,22 @@ torch and PyTorch Geometric are imported when a model is fitted or used, so impo
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from evonas.spaces import Arch, GraphSpace, SearchSpace
-from predictors._base import ArchPredictor, SpaceLike, check_choice, check_int, check_number, check_seed
+from predictors._base import (
+    ArchPredictor,
+    SpaceLike,
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+    float32_resolution,
+)
 from predictors._features import FeatureMixin
 from predictors._zc_scorer import ZeroCostScorer
 
@@ -67,6 +76,36 @@ def _collate(graphs: list[Any], positions: Any) -> Any:
     from torch_geometric.data import Batch
 
     return Batch.from_data_list([graphs[int(i)] for i in positions])
+
+
+_FLOAT64: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _float64(module: Any) -> Any:
+    """A float64 copy of a fitted module (made once per module), for predictions.
+
+    float32 kernels sum in an order that depends on how many rows a call holds, so an
+    architecture's prediction would move in its last bits with the other architectures of
+    the batch; in float64 those differences stay far below float32 resolution, and a
+    prediction rounded to float32 is the same in any batch.
+    """
+    copy = _FLOAT64.get(module)
+    if copy is None:
+        import copy as _copy
+
+        copy = _copy.deepcopy(module).double().eval()
+        _FLOAT64[module] = copy
+    return copy
+
+
+def _as_float32(out: Any) -> np.ndarray:
+    """A float64 prediction tensor rounded to float32 precision, as a float64 array."""
+    return float32_resolution(out.numpy())
+
+
+def _double_batch(batch: Any) -> Any:
+    batch.x = batch.x.double()
+    return batch
 
 
 def _mlp_batch_mse(net: MLPRegressorNet, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -196,9 +235,9 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
-        x = torch.as_tensor(self._rows(archs, self.space_), dtype=torch.float32)
+        x = torch.as_tensor(self._rows(archs, self.space_), dtype=torch.float64)
         with torch.no_grad():
-            preds = np.stack([net(x).numpy().astype(np.float64) for net in self.models_])
+            preds = np.stack([_as_float32(_float64(net)(x)) for net in self.models_])
         return self._unscale(preds.mean(axis=0), preds.std(axis=0) if return_std else None)
 
 
@@ -303,7 +342,7 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
 
         graphs = _graphs(archs, self.space_)
         with torch.no_grad():
-            z = self.model_(_collate(graphs, range(len(graphs)))).numpy().astype(np.float64)
+            z = _as_float32(_float64(self.model_)(_double_batch(_collate(graphs, range(len(graphs))))))
         return self._unscale(z)[0], None
 
 
@@ -498,15 +537,16 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
         checked = self._validate_predict(archs)
         if not checked:
             return np.zeros((0, self.latent))
-        batch = _collate(_graphs(checked, self.space_), range(len(checked)))
+        batch = _double_batch(_collate(_graphs(checked, self.space_), range(len(checked))))
+        model = _float64(self.model_)
         with torch.no_grad():
-            return self.model_.embed(self.model_.encode(batch), batch.batch).numpy().astype(np.float64)
+            return _as_float32(model.embed(model.encode(batch), batch.batch))
 
     def _predict(self, archs: list[Arch], return_std: bool) -> tuple[np.ndarray, None]:
         import torch
 
-        batch = _collate(_graphs(archs, self.space_), range(len(archs)))
+        batch = _double_batch(_collate(_graphs(archs, self.space_), range(len(archs))))
+        model = _float64(self.model_)
         with torch.no_grad():
-            z = self.model_.encode(batch)
-            out = self.model_.regress(self.model_.embed(z, batch.batch)).numpy().astype(np.float64)
+            out = _as_float32(model.regress(model.embed(model.encode(batch), batch.batch)))
         return self._unscale(out)[0], None

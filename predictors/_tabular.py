@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from evonas.spaces import Arch, SearchSpace
-from predictors._base import ArchPredictor, SpaceLike, check_choice, check_int, check_number, check_seed
+from predictors._base import ArchPredictor, SpaceLike, check_choice, check_int, check_number, check_seed, float32_resolution
 from predictors._features import FeatureMixin
 from predictors._zc_scorer import ZeroCostScorer
 
@@ -51,8 +51,8 @@ class _SklearnPredictor(FeatureMixin, ArchPredictor):
         x = self._rows(archs, self.space_)
         if return_std:
             mean, std = self._predict_with_std(x)
-            return self._unscale(mean, std)
-        return self._unscale(self.model_.predict(x))[0], None
+            return self._unscale(float32_resolution(mean), float32_resolution(std))
+        return self._unscale(float32_resolution(self.model_.predict(x)))[0], None
 
     def _predict_with_std(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, std = self.model_.predict(x, return_std=True)

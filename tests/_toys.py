@@ -42,6 +42,18 @@ class SumEvaluator:
         )
 
 
+class BatchSumEvaluator(SumEvaluator):
+    """:class:`SumEvaluator` that also scores batches; records the size of every batch."""
+
+    def __init__(self, noise: float = 0.0) -> None:
+        super().__init__(noise=noise)
+        self.calls: list[int] = []
+
+    def evaluate_many(self, archs, seeds=None):
+        self.calls.append(len(archs))
+        return [self.evaluate(a, s) for a, s in zip(archs, seeds)]
+
+
 def trained_toy_supernet(splits: DataSplits, steps: int) -> SuperNet:
     """A C=4, N=1 supernet trained ``steps`` SGD steps on uniformly sampled paths (seeded).
 

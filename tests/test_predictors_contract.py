@@ -238,3 +238,14 @@ def test_unknown_hyper_parameter_rejected() -> None:
         make_predictor("rf", n_trees=3)
     with pytest.raises(EvonasError, match="unknown predictor 'xgboost'; valid choices: .*gbdt"):
         make_predictor("xgboost")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_prediction_does_not_depend_on_the_rest_of_the_batch(name: str, make: Make) -> None:
+    """What a search scores an architecture with may not change with what it is scored beside
+    (the search loop scores a candidate's fitness plan in one call)."""
+    est = _fitted(name, make)
+    together = np.asarray(est.predict(TEST_ARCHS), dtype=np.float64)
+    alone = np.array([est.predict([a])[0] for a in TEST_ARCHS], dtype=np.float64)
+    reordered = np.asarray(est.predict(TEST_ARCHS[::-1]), dtype=np.float64)[::-1]
+    assert np.array_equal(together, alone) and np.array_equal(together, reordered)

@@ -213,3 +213,62 @@ def test_report(tmp_path, nb201_env):
     assert (tmp_path / "mo" / "pareto_front.png").stat().st_size > 1000
     assert (tmp_path / "mo" / "best_so_far.png").stat().st_size > 1000
     assert (tmp_path / "mo" / "report.md").read_text() == text
+
+
+def _na_search(space, evaluator, executor, seed=1, n=300, run=None):
+    import numpy as np
+
+    from evonas.fitness import NeighbourhoodAwareFitness, Objective
+    from evonas.search import Budget, Search
+    from evonas.strategies import RegularizedEvolution
+
+    return Search(space, RegularizedEvolution(space, 1, np.random.default_rng(seed)),
+                  NeighbourhoodAwareFitness(space, (Objective("score"),)), evaluator, executor, Budget(evaluations=n),
+                  seed=seed, run=run)
+
+
+def test_a_batch_evaluator_scores_a_whole_fitness_plan_in_one_task():
+    """Batching changes how evaluations travel, never what they are."""
+    from _toys import BatchSumEvaluator, SumEvaluator
+
+    from evonas.executors import SerialExecutor
+    from evonas.spaces import get_space
+
+    space = get_space("nb201")
+    plain = _na_search(space, SumEvaluator(noise=0.5), SerialExecutor())
+    batched_evaluator = BatchSumEvaluator(noise=0.5)
+    batched = _na_search(space, batched_evaluator, SerialExecutor())
+    assert not plain.batch and batched.batch
+    a, b = plain.run_search(), batched.run_search()
+    assert [(r.arch, r.values, r.used_evaluations) for r in a] == [(r.arch, r.values, r.used_evaluations) for r in b]
+    # at most one call per candidate, never one per neighbour: a first candidate's 25 at once
+    calls = batched_evaluator.calls
+    assert calls[0] == 25 and min(calls) >= 2 and len(calls) <= len(b)
+    assert sum(calls) <= batched.state.used_evaluations < sum(calls) + len(b)
+
+
+def test_resume_mid_batch_gives_the_uninterrupted_history(tmp_path):
+    """A crash after part of a batch was logged: the rest is evaluated, the history unchanged."""
+    from _toys import BatchSumEvaluator
+
+    from evonas.executors import SerialExecutor
+    from evonas.runs import RunDir
+    from evonas.spaces import get_space
+
+    space = get_space("nb201")
+    full_run = RunDir.create(tmp_path / "full", {}, 1, "search")
+    _na_search(space, BatchSumEvaluator(noise=0.5), SerialExecutor(), run=full_run).run_search()
+    full_run.close()
+    cut_run = RunDir.create(tmp_path / "cut", {}, 1, "search")
+    _na_search(space, BatchSumEvaluator(noise=0.5), SerialExecutor(), run=cut_run).run_search()
+    cut_run.close()
+    lines = (tmp_path / "cut" / "log.jsonl").read_text().splitlines(keepends=True)
+    evals = [i for i, line in enumerate(lines) if '"type":"eval"' in line]
+    keep = evals[30]  # inside the second candidate's batch of 25 evaluations
+    (tmp_path / "cut" / "log.jsonl").write_text("".join(lines[:keep]))
+    (tmp_path / "cut" / "checkpoint.pkl").unlink()
+    resumed = RunDir.open(tmp_path / "cut")
+    resumed.lock()
+    _na_search(space, BatchSumEvaluator(noise=0.5), SerialExecutor(), run=resumed).run_search(resume=True)
+    resumed.close()
+    assert strip(read_log(tmp_path / "cut")) == strip(read_log(tmp_path / "full"))

@@ -54,8 +54,10 @@ def test_nsga2_on_ray_equals_serial(local_ray, nb201_path):
     assert len(serial) == 40
 
 
-def test_na_random_search_on_ray_equals_serial(local_ray):
-    evaluator = _toys.SumEvaluator(noise=1.0)
+@pytest.mark.parametrize("evaluator_cls", [_toys.SumEvaluator, _toys.BatchSumEvaluator])
+def test_na_random_search_on_ray_equals_serial(local_ray, evaluator_cls):
+    """With a batch evaluator a candidate's 25 evaluations travel as one Ray task."""
+    evaluator = evaluator_cls(noise=1.0)
     objectives = (Objective("score"),)
 
     def run(executor):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from evonas._registry import Component, Registry
-from evonas.evaluation._base import Evaluation, EvaluationWorker, Evaluator
+from evonas.evaluation._base import BatchEvaluator, EvalBatch, Evaluation, EvaluationWorker, Evaluator, evaluate_batch
 from evonas.evaluation._tabular import TabularEvaluator, TabularEvaluatorConfig, build_tabular
 
 if TYPE_CHECKING:
@@ -41,7 +41,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BatchEvaluator",
     "EVALUATORS",
+    "EvalBatch",
     "Evaluation",
     "EvaluationWorker",
     "Evaluator",
@@ -49,4 +51,5 @@ __all__ = [
     "TabularEvaluatorConfig",
     "TrainingEvaluator",
     "TrainingEvaluatorConfig",
+    "evaluate_batch",
 ]

@@ -8,10 +8,12 @@ same results however its evaluations are scheduled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from evonas._json import json_float, jsonable
+from evonas.errors import one_line_error
 from evonas.spaces import Arch
 
 
@@ -78,11 +80,60 @@ class Evaluator(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchEvaluator(Evaluator, Protocol):
+    """An evaluator that scores many architectures in one call more cheaply than one by one
+    (a predictor's forward pass, a table look-up).
+
+    The search loop then runs a candidate's whole fitness plan (e.g. the architecture and
+    its neighbours) as one executor task.
+    """
+
+    def evaluate_many(self, archs: Sequence[Arch], seeds: Sequence[int] | None = None) -> list[Evaluation]:
+        """One evaluation per architecture, in order; ``seeds[i]`` seeds ``archs[i]``."""
+        ...
+
+
+@dataclass(frozen=True)
+class EvalBatch:
+    """Several evaluations run as one executor task.
+
+    Attributes:
+        items: ``(eval_id, arch, seed)`` of each evaluation, in order.
+    """
+
+    items: tuple[tuple[int, Arch, int], ...]
+
+
+def evaluate_batch(evaluator: Evaluator, archs: Sequence[Arch], seeds: Sequence[int]) -> list[Evaluation]:
+    """Evaluate ``archs``: with ``evaluate_many`` when the evaluator has it, else one by one
+    (an exception failing only its own evaluation).
+
+    Raises:
+        RuntimeError: ``evaluate_many`` returned another number of evaluations.
+    """
+    if isinstance(evaluator, BatchEvaluator):
+        out = list(evaluator.evaluate_many(list(archs), list(seeds)))
+        if len(out) != len(archs):
+            raise RuntimeError(f"evaluate_many returned {len(out)} evaluations for {len(archs)} architectures")
+        return out
+    results = []
+    for arch, seed in zip(archs, seeds):
+        try:
+            results.append(evaluator.evaluate(arch, seed))
+        except Exception as exc:  # noqa: BLE001 -- the failure is recorded on the evaluation
+            results.append(Evaluation.failure(one_line_error(exc)))
+    return results
+
+
 @dataclass(frozen=True)
 class EvaluationWorker:
-    """An evaluator as an executor's worker: ``run(arch, seed) = evaluate(arch, seed)``."""
+    """An evaluator as an executor's worker: ``run(arch, seed) = evaluate(arch, seed)``;
+    an :class:`EvalBatch` payload returns the list of its evaluations."""
 
     evaluator: Evaluator
 
-    def run(self, payload: Arch, seed: int) -> Evaluation:
+    def run(self, payload: Arch | EvalBatch, seed: int) -> Evaluation | list[Evaluation]:
+        if isinstance(payload, EvalBatch):
+            return evaluate_batch(self.evaluator, [a for _, a, _ in payload.items], [s for _, _, s in payload.items])
         return self.evaluator.evaluate(payload, seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -88,6 +89,12 @@ class TabularEvaluator:
         for m in cfg.report:
             metrics.setdefault(m, table.query(arch, m))
         return Evaluation(metrics=metrics, cost=table.cost(arch))
+
+    def evaluate_many(self, archs: Sequence[Arch], seeds: Sequence[int] | None = None) -> list[Evaluation]:
+        """Look-ups of ``archs`` (``seeds[i]`` draws the seed of a noisy query of ``archs[i]``):
+        cheap enough that a fitness plan of many look-ups runs as one executor task."""
+        seeds = list(seeds) if seeds is not None else [0] * len(archs)
+        return [self.evaluate(a, s) for a, s in zip(archs, seeds)]
 
     def __getstate__(self) -> dict[str, Any]:
         # The tables are re-loaded (once per process) from their config rather than pickled.

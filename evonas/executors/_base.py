@@ -11,15 +11,10 @@ through :class:`Executor` only and never imports Ray.
 from __future__ import annotations
 
 import abc
-import traceback
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-
-def one_line_error(exc: BaseException) -> str:
-    """Why a task failed, on one line: exception type and message, whitespace collapsed."""
-    text = "".join(traceback.format_exception_only(type(exc), exc))
-    return " ".join(text.split())
+from evonas.errors import one_line_error
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ import numpy as np
 from evonas._json import json_float
 from evonas.config import Checked, Range
 from evonas.errors import ConfigError, RunDirError
-from evonas.evaluation import Evaluation, EvaluationWorker, Evaluator
+from evonas.evaluation import BatchEvaluator, EvalBatch, Evaluation, EvaluationWorker, Evaluator
 from evonas.executors import Executor, Outcome, Task, Worker
 from evonas.fitness import Fitness, Score
 from evonas.runs import RunDir
@@ -103,7 +103,8 @@ class SearchState:
     pending: dict[int, _Pending] = field(default_factory=dict)
     subscribers: dict[int, list[int]] = field(default_factory=dict)  # eval_id -> cand_ids
     inflight_by_arch: dict[Arch, int] = field(default_factory=dict)  # cached fitness only
-    outstanding: dict[int, Task] = field(default_factory=dict)
+    outstanding: dict[int, Task] = field(default_factory=dict)  # task_id -> task (a batch or one evaluation)
+    open_evals: dict[int, int] = field(default_factory=dict)  # eval_id -> task_id, not yet returned
     ready: list[int] = field(default_factory=list)
     held: list[int] = field(default_factory=list)  # synchronous strategies: done, not yet told
     scores: dict[int, tuple[Arch, Score]] = field(default_factory=dict)
@@ -131,16 +132,20 @@ class _ReplayExecutor(Executor):
         self.inner.start(worker)
 
     def submit(self, task: Task) -> None:
-        rec = self._logged.pop(task.task_id, None)
-        if rec is None:
-            self.inner.submit(task)
-            return
-        if tuple(rec["arch"]) != task.payload or rec["seed"] != task.seed:
-            raise RunDirError(
-                f"the run log does not match this run: evaluation {task.task_id} was of {tuple(rec['arch'])}, "
-                f"the resumed run asks for {task.payload}; was the config or the code changed?"
-            )
-        self._held[task.task_id] = task
+        fresh = []
+        for single in split_tasks(task):
+            rec = self._logged.pop(single.task_id, None)
+            if rec is None:
+                fresh.append(single)
+                continue
+            if tuple(rec["arch"]) != single.payload or rec["seed"] != single.seed:
+                raise RunDirError(
+                    f"the run log does not match this run: evaluation {single.task_id} was of {tuple(rec['arch'])}, "
+                    f"the resumed run asks for {single.payload}; was the config or the code changed?"
+                )
+            self._held[single.task_id] = single
+        if fresh:
+            self.inner.submit(join_tasks(fresh, batch=isinstance(task.payload, EvalBatch)))
 
     @property
     def num_pending(self) -> int:
@@ -161,6 +166,37 @@ class _ReplayExecutor(Executor):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def split_tasks(task: Task) -> list[Task]:
+    """The single-evaluation tasks of ``task`` (itself unless it is a batch)."""
+    if isinstance(task.payload, EvalBatch):
+        return [Task(e, a, s) for e, a, s in task.payload.items]
+    return [task]
+
+
+def join_tasks(tasks: list[Task], batch: bool) -> Task:
+    """One task for single-evaluation ``tasks``: a batch when ``batch`` and there are several."""
+    if len(tasks) == 1 or not batch:
+        if len(tasks) != 1:
+            raise ValueError(f"cannot join {len(tasks)} tasks without batching them")
+        return tasks[0]
+    return Task(tasks[0].task_id, EvalBatch(tuple((t.task_id, t.payload, t.seed) for t in tasks)), tasks[0].seed)
+
+
+def outcome_evaluations(outcome: Outcome) -> list[tuple[Task, Evaluation]]:
+    """The single evaluations an executor's outcome stands for, with their tasks.
+
+    A failed batch fails each of its evaluations with the batch's error, its wall time
+    shared among them.
+    """
+    singles = split_tasks(outcome.task)
+    if not isinstance(outcome.task.payload, EvalBatch):
+        return [(singles[0], as_evaluation(outcome))]
+    if outcome.failed:
+        share = outcome.seconds / len(singles)
+        return [(t, Evaluation.failure(str(outcome.error), cost=share)) for t in singles]
+    return list(zip(singles, outcome.value))
 
 
 def as_evaluation(outcome: Outcome) -> Evaluation:
@@ -218,6 +254,8 @@ class Search:
         self.stall_limit = stall_limit
         self.on_candidate = on_candidate
         self.state = SearchState(strategy=strategy)
+        # A candidate's whole fitness plan is one executor task when the evaluator scores batches.
+        self.batch = isinstance(evaluator, BatchEvaluator)
         self._logged_evals: set[int] = set()
         self._logged_cands: set[int] = set()
         self._since_checkpoint = 0
@@ -251,8 +289,10 @@ class Search:
         self._open_bar()
         self.executor.start(EvaluationWorker(self.evaluator))
         try:
-            for eid in sorted(st.outstanding):
-                self.executor.submit(st.outstanding[eid])
+            for task_id in sorted(st.outstanding):
+                # only the evaluations of a task that were not returned before the checkpoint
+                still_open = [t for t in split_tasks(st.outstanding[task_id]) if t.task_id in st.open_evals]
+                self.executor.submit(join_tasks(still_open, self.batch))
             self._fill()
             while st.pending or st.held:
                 if not st.pending:  # synchronous: generation complete
@@ -263,7 +303,8 @@ class Search:
                 if not done:
                     raise RuntimeError("executor returned nothing while evaluations were pending")
                 for outcome in done:
-                    self._on_evaluation(outcome.task, as_evaluation(outcome))
+                    for task, evaluation in outcome_evaluations(outcome):
+                        self._on_evaluation(task, evaluation)
                 self._process_ready()
                 self._maybe_checkpoint()
                 self._fill()
@@ -303,14 +344,17 @@ class Search:
             st.next_cand_id += 1
             pend = _Pending(arch=arch, plan=self.fitness.plan(arch))
             st.pending[cand_id] = pend
+            new: list[Arch] = []
             for a in dict.fromkeys(pend.plan):  # a plan may name an arch twice
                 if self.fitness.cache and a in st.cache:
                     pend.results[a] = st.cache[a]
                 elif self.fitness.cache and a in st.inflight_by_arch:
                     st.subscribers[st.inflight_by_arch[a]].append(cand_id)
                 else:
-                    self._submit(a, cand_id)
-                    pend.new_evaluations += 1
+                    new.append(a)
+            if new:
+                self._submit(new, cand_id)
+                pend.new_evaluations = len(new)
             if len(pend.results) == len(set(pend.plan)):
                 st.ready.append(cand_id)
             if pend.new_evaluations == 0:
@@ -322,25 +366,34 @@ class Search:
             if st.ready:
                 self._process_ready()
 
-    def _submit(self, arch: Arch, cand_id: int) -> None:
+    def _submit(self, archs: list[Arch], cand_id: int) -> None:
+        """Submit the new evaluations of a candidate: one task each, or one batch."""
         st = self.state
-        eval_id = st.next_eval_id
-        st.next_eval_id += 1
-        st.submitted += 1
-        task = Task(task_id=eval_id, payload=arch, seed=evaluation_seed(self.seed, eval_id))
-        st.outstanding[eval_id] = task
-        st.subscribers[eval_id] = [cand_id]
-        if self.fitness.cache:
-            st.inflight_by_arch[arch] = eval_id
-        self.executor.submit(task)
+        singles = []
+        for arch in archs:
+            eval_id = st.next_eval_id
+            st.next_eval_id += 1
+            st.submitted += 1
+            singles.append(Task(task_id=eval_id, payload=arch, seed=evaluation_seed(self.seed, eval_id)))
+            st.subscribers[eval_id] = [cand_id]
+            if self.fitness.cache:
+                st.inflight_by_arch[arch] = eval_id
+        tasks = [join_tasks(singles, batch=True)] if self.batch and len(singles) > 1 else singles
+        for task in tasks:
+            st.outstanding[task.task_id] = task
+            for single in split_tasks(task):
+                st.open_evals[single.task_id] = task.task_id
+            self.executor.submit(task)
 
     # ------------------------------------------------------------------------- results
     def _on_evaluation(self, task: Task, evaluation: Evaluation) -> None:
         st = self.state
         eval_id, arch = task.task_id, task.payload
-        if eval_id not in st.outstanding:
+        owner = st.open_evals.pop(eval_id, None)
+        if owner is None:
             raise RuntimeError(f"executor returned evaluation {eval_id}, which is not outstanding")
-        del st.outstanding[eval_id]
+        if owner not in st.open_evals.values():
+            del st.outstanding[owner]
         st.log_position += 1
         st.used_evaluations += 1
         st.used_seconds += float(evaluation.cost)

@@ -29,9 +29,6 @@ class _EvaluatorActor:
     def evaluate(self, arch: Arch, seed: int) -> Evaluation:
         return self.evaluator.evaluate(arch, seed)
 
-    def evaluate_many(self, archs: list[Arch]) -> list[Evaluation]:
-        return self.evaluator.evaluate_many(archs)
-
     def stats(self) -> dict[str, int]:
         return {"hits": self.evaluator.hits, "misses": self.evaluator.misses}
 
@@ -86,8 +83,9 @@ class SupernetActorEvaluator:
         genotype = self.space.validate(arch)
         return ray.get(self._actor(genotype).evaluate.remote(genotype, seed))
 
-    def evaluate_many(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
-        """Evaluate ``archs`` spread over the actors in parallel; results in input order."""
+    def evaluate_many(self, archs: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Evaluation]:
+        """Evaluate ``archs`` spread over the actors in parallel; results in input order
+        (the evaluations do not depend on ``seeds``)."""
         from evonas.executors._ray import ray
 
         genotypes = [self.space.validate(a) for a in archs]

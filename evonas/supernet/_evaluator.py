@@ -258,10 +258,6 @@ class SupernetEvaluator:
                 self._cache.popitem(last=False)
         return result
 
-    def evaluate_many(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
-        """:meth:`evaluate` for each of ``archs``, in order."""
-        return [self.evaluate(a) for a in archs]
-
     def _evaluate(self, arch: Arch) -> Evaluation:
         start = time.perf_counter()
         model = self.model()

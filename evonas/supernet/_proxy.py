@@ -173,8 +173,9 @@ class PredictorEvaluator:
         """The predicted metric of ``arch`` (deterministic; ``seed`` is unused)."""
         return self.evaluate_many([arch])[0]
 
-    def evaluate_many(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
-        """Predictions for ``archs`` in one predictor call for the uncached ones."""
+    def evaluate_many(self, archs: Sequence[Sequence[int]], seeds: Sequence[int] | None = None) -> list[Evaluation]:
+        """Predictions for ``archs`` in one predictor call for the uncached ones (``seeds``
+        are unused: predictions are deterministic)."""
         start = time.perf_counter()
         genotypes = [self.space.validate(a) for a in archs]
         todo = list(dict.fromkeys(g for g in genotypes if g not in self._cache))

@@ -399,7 +399,7 @@ class SupernetTrainer:
         chosen = pool[state.proxy_rng.choice(len(pool), size=min(pc.archs_per_round, len(pool)), replace=False)]
         archs = [space.from_ordinal(int(o)) for o in chosen]
         evaluator = self.evaluator()
-        evals = evaluator.evaluate_many(archs)
+        evals = [evaluator.evaluate(a) for a in archs]
         losses = [e.metrics["val_loss"] for e in evals]
         stored = state.memory.add_round(archs, losses, state.step, pc.normalize)
         fitted = False
