@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from evonas._registry import Component, Registry
-from evonas.executors._base import Executor, Outcome, Task, Worker, one_line_error
+from evonas.errors import one_line_error
+from evonas.executors._base import Executor, Outcome, Task, Worker
 from evonas.executors._factories import SerialExecutorConfig
 from evonas.executors._serial import EvaluationTimeout, SerialExecutor
 

@@ -14,7 +14,6 @@ import abc
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from evonas.errors import one_line_error
 
 
 @runtime_checkable

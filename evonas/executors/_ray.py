@@ -44,7 +44,8 @@ import ray.exceptions as rex  # noqa: E402
 
 from evonas.config import Checked, Range, check_int  # noqa: E402
 from evonas.errors import ConfigError  # noqa: E402
-from evonas.executors._base import Executor, Outcome, Task, Worker, one_line_error  # noqa: E402
+from evonas.errors import one_line_error  # noqa: E402
+from evonas.executors._base import Executor, Outcome, Task, Worker  # noqa: E402
 
 _LOOPBACK_IP = "127.0.0.1"
 

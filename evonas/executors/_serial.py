@@ -12,7 +12,8 @@ import threading
 import time
 from typing import Any
 
-from evonas.executors._base import Executor, Outcome, Task, Worker, one_line_error
+from evonas.errors import one_line_error
+from evonas.executors._base import Executor, Outcome, Task, Worker
 
 
 class EvaluationTimeout(Exception):
