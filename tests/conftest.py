@@ -70,3 +70,28 @@ def nb201_env(nb201_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def chain_plugin() -> Path:
     """The test plugin's package folder (``--plugin`` argument; holds its tables)."""
     return PLUGIN
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the process with pytest's own exit status once everything is reported.
+
+    The suite starts and shuts down many Ray sessions in this process; Ray's core worker
+    can leave threads that crash while the interpreter tears down after its last session
+    (ray-project/ray#31145), turning a passing run into a segmentation fault. Nothing is
+    left to do at that point, so the teardown is skipped; the status is pytest's, so no
+    failure is hidden.
+    """
+    import sys
+
+    if "ray" in sys.modules and _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])

@@ -480,3 +480,42 @@ def test_search_configs_use_a_supernet_run_as_evaluator(tmp_path):
     with pytest.raises(RunDirError):
         start_search(config("proxy", tmp_path / "missing", "proxy_val_loss", "plain", 4), run_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_supernet_and_proxy_evaluators_pass_the_table_s_ground_truth_through(tmp_path, nb201_path):
+    """``tables`` + ``report`` on a supernet-run evaluator: every evaluation records the true
+    accuracy, the search's ``report:`` headlines it, and the fitness still sees only the proxy."""
+    import yaml
+
+    from evonas.search import start_search
+    from evonas.tabular import NB201Table
+
+    path = start_training(None, TINY + PROXY, run_dir=tmp_path / "r").run_dir
+    truth = {"tables": [{"name": "nb201", "params": {"path": str(nb201_path)}}], "report": ["cifar10_test_acc"]}
+    table = NB201Table.load(nb201_path)
+    for evaluator, objective in (("proxy", "proxy_val_loss"), ("supernet", "val_loss")):
+        cfg = {
+            "seed": 0,
+            "evaluator": {"name": evaluator, "params": {"run_dir": str(path), **truth}},
+            "fitness": {"name": "neighbourhood" if evaluator == "proxy" else "plain",
+                        "objectives": [{"metric": objective, "direction": "min"}]},
+            "strategy": {"name": "rea", "params": {"population_size": 3, "tournament_size": 2}},
+            "budget": {"evaluations": 60 if evaluator == "proxy" else 5},
+            "report": "cifar10_test_acc",
+            "progress": False,
+        }
+        file = tmp_path / f"{evaluator}.yaml"
+        file.write_text(yaml.safe_dump(cfg))
+        result = start_search(file, run_dir=tmp_path / f"search-{evaluator}")
+        best = result.summary["best"]
+        arch = SPACE.parse(best["arch"])
+        assert best["headline"] == {"cifar10_test_acc": table.query(arch, "cifar10_test_acc")}
+        records = [json.loads(line) for line in (tmp_path / f"search-{evaluator}" / "log.jsonl").read_text().splitlines()]
+        for r in [r for r in records if r["type"] == "eval"][:10]:
+            assert r["evaluation"]["metrics"]["cifar10_test_acc"] == table.query(tuple(r["arch"]), "cifar10_test_acc")
+        assert "fitness/cifar10_test_acc" not in best["metrics"]
+    with pytest.raises(ConfigError, match="report names table metrics \\['cifar10_test_acc'\\] but no tables are given"):
+        start_search(file, ["evaluator.params.tables=[]"], run_dir=tmp_path / "bad")
+    with pytest.raises(UnknownChoiceError, match="unknown table metric 'acc'"):
+        start_search(file, ["evaluator.params.report=[acc]"], run_dir=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

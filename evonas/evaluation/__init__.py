@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from evonas._registry import Component, Registry
 from evonas.evaluation._base import BatchEvaluator, EvalBatch, Evaluation, EvaluationWorker, Evaluator, evaluate_batch
-from evonas.evaluation._tabular import TabularEvaluator, TabularEvaluatorConfig, build_tabular
+from evonas.evaluation._tabular import (
+    TableMetrics,
+    TabularEvaluator,
+    TabularEvaluatorConfig,
+    build_tabular,
+    with_table_metrics,
+)
 
 if TYPE_CHECKING:
     from evonas.evaluation._training import TrainingEvaluator, TrainingEvaluatorConfig
@@ -47,9 +53,11 @@ __all__ = [
     "Evaluation",
     "EvaluationWorker",
     "Evaluator",
+    "TableMetrics",
     "TabularEvaluator",
     "TabularEvaluatorConfig",
     "TrainingEvaluator",
     "TrainingEvaluatorConfig",
     "evaluate_batch",
+    "with_table_metrics",
 ]

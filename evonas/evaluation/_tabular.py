@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 
 from evonas.config import ComponentConfig, Registered
 from evonas.errors import ConfigError
-from evonas.evaluation._base import Evaluation
+from evonas.evaluation._base import BatchEvaluator, Evaluation, Evaluator
 from evonas.spaces import Arch, SearchSpace
 from evonas.tabular import JoinedTable, build_tables
 
@@ -104,3 +105,87 @@ class TabularEvaluator:
 def build_tabular(config: TabularEvaluatorConfig, *, space: SearchSpace) -> TabularEvaluator:
     """The ``tabular`` evaluator entry."""
     return TabularEvaluator(config, space)
+
+
+class TableMetrics:
+    """An evaluator whose evaluations also carry metrics looked up in benchmark tables.
+
+    The ground truth of what a cheap evaluator (a proxy predictor, a supernet) scores: the
+    search records it next to the evaluator's own metrics (so ``report:`` can headline
+    the true accuracy of the pick), and the fitness sees it only if an objective names
+    it. An architecture a table does not hold gets NaN for that table's metrics; a failed
+    evaluation gets none.
+
+    Args:
+        inner: The evaluator.
+        tables: The tables (``{name, params}`` of :data:`evonas.tabular.TABLES`).
+        report: Table metrics to add to every evaluation.
+        space: The search space.
+
+    Raises:
+        ConfigError: ``report`` is empty, names a metric of ``inner``, or no table has it.
+    """
+
+    def __init__(self, inner: Evaluator, tables: tuple[ComponentConfig, ...], report: tuple[str, ...],
+                 space: SearchSpace) -> None:
+        if not report:
+            raise ConfigError("tables were given but report names no table metric to record")
+        clash = sorted(set(report) & set(inner.metric_names))
+        if clash:
+            raise ConfigError(f"report metric(s) {clash} are already metrics of the evaluator; name table metrics only")
+        self.inner = inner
+        self.tables = tables
+        self.report = tuple(report)
+        self.space = space
+        self.metric_names: tuple[str, ...] = (*inner.metric_names, *self.report)
+        table = build_tables(tables, space)
+        for m in self.report:
+            table.owner(m)
+        self._table: JoinedTable | None = table
+
+    @property
+    def table(self) -> JoinedTable:
+        if self._table is None:
+            self._table = build_tables(self.tables, self.space)
+        return self._table
+
+    def _with_truth(self, arch: Arch, evaluation: Evaluation) -> Evaluation:
+        if evaluation.failed:
+            return evaluation
+        table = self.table
+        truth = {}
+        for m in self.report:
+            owner = table.owner(m)
+            truth[m] = owner.query(arch, m) if owner.has(arch) else float("nan")
+        return dataclasses.replace(evaluation, metrics={**evaluation.metrics, **truth})
+
+    def evaluate(self, arch: Arch, seed: int) -> Evaluation:
+        arch = self.space.validate(arch)
+        return self._with_truth(arch, self.inner.evaluate(arch, seed))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The tables are re-loaded (once per process) from their config rather than pickled.
+        return {**self.__dict__, "_table": None}
+
+
+class BatchTableMetrics(TableMetrics):
+    """:class:`TableMetrics` around a batch evaluator: batches stay batches."""
+
+    def evaluate_many(self, archs: Sequence[Arch], seeds: Sequence[int] | None = None) -> list[Evaluation]:
+        inner = cast(BatchEvaluator, self.inner)
+        genotypes = [self.space.validate(a) for a in archs]
+        return [self._with_truth(a, e) for a, e in zip(genotypes, inner.evaluate_many(genotypes, seeds))]
+
+
+def with_table_metrics(
+    evaluator: Evaluator, tables: tuple[ComponentConfig, ...], report: tuple[str, ...], space: SearchSpace
+) -> Evaluator:
+    """``evaluator`` recording ``report`` table metrics with every evaluation (itself when
+    no tables are given); a batch evaluator stays one."""
+    if not tables and not report:
+        return evaluator
+    if not tables:
+        raise ConfigError(f"report names table metrics {list(report)} but no tables are given")
+    if isinstance(evaluator, BatchEvaluator):
+        return BatchTableMetrics(evaluator, tables, report, space)
+    return TableMetrics(evaluator, tables, report, space)
