@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from ensembles._config import CandidatesConfig
 from evonas.config import ComponentConfig, Registered, from_dict
 from evonas.errors import ArchError, ConfigError, DataError, RunDirError
 from evonas.runs import RunDir
-from evonas.search import load_history
+from evonas.search import load_history, pareto_front
 from evonas.spaces import Arch, SearchSpace
 
 
@@ -73,10 +74,11 @@ def candidates_from_search(run_dir: str | os.PathLike[str], top: int, space: Sea
     """The ``top`` best distinct architectures of a search run over ``space``, best first.
 
     Candidates are ranked by their first objective value (signed so that larger is
-    better, as the search stored it); failed or unscored candidates are skipped; of
-    repeated architectures the best-ranked record is kept; equal values keep the
-    search's order. Fewer than ``top`` are returned when the run has fewer distinct
-    scored architectures.
+    better, as the search stored it); failed or unscored candidates are skipped; equal
+    values keep the search's order. Distinct means distinct functions: of architectures
+    with the same ``space.canonical_key`` (a cell and an isomorphic or otherwise
+    equivalent one) only the best-ranked is kept. For a multi-objective search only the
+    Pareto front is taken. Fewer than ``top`` are returned when the run has fewer.
 
     Args:
         run_dir: A run directory written by ``evonas search``.
@@ -98,20 +100,23 @@ def candidates_from_search(run_dir: str | os.PathLike[str], top: int, space: Sea
             "(set 'space' to the search run's)"
         )
     history = load_history(run)
-    scored = [(r, r.values[0]) for r in history if r.values is not None and not r.failed]
+    scored = [r for r in history if r.values is not None and not r.failed]
     if not scored:
         raise DataError(f"search run {str(run.path)!r} has no scored candidates ({len(history)} in its log)")
-    ranked = sorted(scored, key=lambda pair: -pair[1])  # stable: ties keep log order
+    if len(scored[0].values or ()) > 1:
+        scored = pareto_front(scored)
+    ranked = sorted(((r, (r.values or (0.0,))[0]) for r in scored), key=lambda pair: -pair[1])  # stable: ties keep log order
     out: list[Candidate] = []
-    seen: set[Arch] = set()
+    seen: set[Hashable] = set()
     for r, value in ranked:
         try:
             arch = space.validate(r.arch)
         except ArchError as exc:
             raise RunDirError(f"search run {str(run.path)!r}, candidate {r.cand_id}: {exc}") from None
-        if arch in seen:
+        key = space.canonical_key(arch)
+        if key in seen:
             continue
-        seen.add(arch)
+        seen.add(key)
         out.append(
             Candidate(
                 arch,

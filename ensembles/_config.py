@@ -49,9 +49,10 @@ class CandidatesConfig(Checked):
         archs: Architecture strings of the configured space (for ``nb201``, NAS-Bench-201
             cell strings), trained in this order (duplicates rejected).
         search_run: A search run directory (``evonas search``) over the same space; its
-            scored candidates are ranked by the first objective, best first, repeated
-            architectures dropped. Relative to the config file (or, as an override, to
-            the current directory).
+            scored candidates are ranked by the first objective, best first, and only
+            one architecture of each function (the space's canonical key) is kept; a
+            multi-objective search gives its Pareto front. Relative to the config file
+            (or, as an override, to the current directory).
         top: How many of the search run's best distinct architectures to train
             (default 10); only with ``search_run``.
 

@@ -382,6 +382,25 @@ def _search_run(path: Path, records: list[tuple[tuple[int, ...], float | None]])
     return path
 
 
+def test_candidates_are_distinct_functions_and_come_from_the_pareto_front(tmp_path: Path) -> None:
+    # Two cells that compute the same function: the none-edge into node 1 leaves that node
+    # (and so its outgoing edge's op) without effect, whatever op that edge carries.
+    same_a = SPACE.parse("|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|nor_conv_3x3~2|")
+    same_b = SPACE.parse("|none~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    assert same_a != same_b and SPACE.canonical_key(same_a) == SPACE.canonical_key(same_b)
+    other = SPACE.parse(ARCHS[0])
+    run = _search_run(tmp_path / "search", [(same_a, 91.0), (same_b, 92.0), (other, 90.0)])
+    got = E.candidates_from_search(run, 10, SPACE)
+    assert [cand.arch for cand in got] == [same_b, other]  # the better of the two equivalents
+    # two objectives: only the non-dominated candidates
+    mo = RunDir.create(tmp_path / "mo", {"space": {"name": "nb201", "params": {}}}, 0, "search")
+    a, b, c, d = (SPACE.parse(x) for x in ARCHS)
+    for i, (arch, values) in enumerate([(a, (90.0, -1.0)), (b, (80.0, -0.5)), (c, (85.0, -2.0)), (d, (95.0, -3.0))]):
+        mo.append(candidate_to_json(CandidateRecord(i, arch, values, {"acc": values[0]}, False, 1, i + 1, 1.0), SPACE))
+    mo.close()
+    assert [cand.arch for cand in E.candidates_from_search(tmp_path / "mo", 10, SPACE)] == [d, a, b]  # c is dominated by a
+
+
 def test_candidates_from_a_search_run_are_ranked_and_deduplicated(tmp_path: Path) -> None:
     a, b, c, d = (SPACE.parse(s) for s in ARCHS)
     run = _search_run(tmp_path / "search", [(a, 80.0), (b, 90.0), (a, 95.0), (c, None), (d, 90.0), (b, 70.0)])
