@@ -39,9 +39,9 @@ import numpy as np
 
 from evonas._json import jsonable
 from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered, check_int, from_dict, to_dict
-from evonas.errors import CapabilityError, ConfigError, EvonasError, RunFailedError
+from evonas.errors import CapabilityError, ConfigError, EvonasError
 from evonas.executors import Executor, Outcome, Task
-from evonas.runs import RESULT, RunDir, RunKind
+from evonas.runs import RESULT, RunDir, RunKind, raise_if_failed
 from evonas.spaces import Arch, EnumerableSpace, SearchSpace, require
 from predictors._base import ArchPredictor
 from predictors._report import HarnessOutputs, write_outputs, zero_cost_records
@@ -548,9 +548,7 @@ def run_harness(
         run.write_json(RESULT, summary)
     finally:
         run.close()
-    reason = PREDICTORS_RUN.failure(summary)
-    if reason is not None:
-        raise RunFailedError(f"{reason}; the log is in {str(run.path)!r}", run.path)
+    raise_if_failed(PREDICTORS_RUN, summary, run.path)
     return HarnessResult(
         rows=outputs.rows, summary=outputs.summary, zero_cost=outputs.zero_cost, markdown=outputs.markdown,
         files=outputs.files, run_summary=summary, test_archs=list(prepared.test), pool_archs=list(prepared.pool),

@@ -162,10 +162,15 @@ def _execute(rk: RunKind, run: RunDir, config: Any, prepared: Any, resume: bool,
         run.write_json(RESULT, summary)
     finally:
         run.close()
+    raise_if_failed(rk, summary, run.path)
+    return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
+
+
+def raise_if_failed(rk: RunKind, summary: dict[str, Any], run_dir: Path) -> None:
+    """Raise :class:`RunFailedError` when ``rk`` judges the finished run a failure."""
     reason = rk.failure(summary)
     if reason is not None:
-        raise RunFailedError(f"{reason}; the log is in {str(run.path)!r}", run.path)
-    return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
+        raise RunFailedError(f"{reason}; the log is in {str(run_dir)!r}", run_dir)
 
 
 def open_run(run_dir: str | os.PathLike[str], kind: str | None = None) -> tuple[RunDir, RunKind]:
@@ -250,6 +255,7 @@ __all__ = [
     "RunResult",
     "default_run_dir",
     "open_run",
+    "raise_if_failed",
     "report_run",
     "resume_run",
     "run_kind",
