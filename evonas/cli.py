@@ -27,6 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 # (command, action) -> run kind; every one of them takes the options of _add_run_command.
 RUN_COMMANDS: dict[tuple[str, str | None], tuple[str, str, str]] = {
+    ("run", None): (
+        "pipeline", "the whole pipeline: supernet, search, final training, ensemble, export",
+        "configs/pipeline-digits.yaml",
+    ),
     ("search", None): ("search", "run or resume an architecture search", "configs/nb201-rea.yaml"),
     ("supernet", "train"): ("supernet", "train a single-path supernet", "configs/supernet-cifar10.yaml"),
     ("ensemble", "build"): ("ensemble", "train candidates, prune them and evaluate the ensembles", "configs/ensemble-digits.yaml"),
@@ -81,6 +85,14 @@ def _build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="plots and a Markdown summary of a run directory of any kind")
     report.add_argument("run_dir", metavar="RUN_DIR")
     _add_plugin_option(report)
+
+    predict = sub.add_parser("predict", help="classify image files with an exported ensemble (CSV of probabilities)")
+    predict.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with export/, or an export folder")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    predict.add_argument("--output", metavar="FILE.csv", help="write the CSV here (default: standard output)")
+    predict.add_argument("--force", action="store_true", help="overwrite an existing --output file")
+    predict.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    _add_plugin_option(predict)
     return parser
 
 
@@ -111,6 +123,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(report_run(args.run_dir))
         return 0
+    if args.command == "predict":
+        from evonas._predict import predict_command
+
+        return predict_command(args)
     from evonas.supernet._cli import rank
 
     return rank(args)

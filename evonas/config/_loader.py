@@ -273,7 +273,7 @@ def _checked(value: Any, tp: Any, marks: tuple[Any, ...], path: str, base: Any) 
             mark.check(out, path, is_int_type(tp), is_optional_type(tp))
         elif isinstance(mark, IsPath):
             out = _resolve_path(value, out, path, base)
-        elif isinstance(mark, Registered):
+        elif isinstance(mark, Registered) and out is not None:
             out = _registered(out, mark.kind, path, base)
     return str(out) if isinstance(out, CliStr) else out
 

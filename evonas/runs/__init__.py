@@ -12,6 +12,7 @@ from evonas.runs._lifecycle import (
     report_run,
     resume_run,
     run_kind,
+    run_stage,
     start_run,
 )
 from evonas.runs._rundir import CHECKPOINT, CONFIG, LOG, META, RESULT, RunDir, atomic_write_bytes, package_versions
@@ -34,5 +35,6 @@ __all__ = [
     "report_run",
     "resume_run",
     "run_kind",
+    "run_stage",
     "start_run",
 ]

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from evonas._registry import Registry, resolve_import
 from evonas.config import apply_overrides, from_dict, load_config, to_dict
 from evonas.errors import ConfigError, RunDirError, RunFailedError
-from evonas.runs._rundir import RESULT, RunDir
+from evonas.runs._rundir import CONFIG, LOG, META, RESULT, RunDir
 
 
 def default_run_dir(stem: str) -> Path:
@@ -87,6 +87,7 @@ for _name, _path in (
     ("supernet", "evonas.supernet._run:SUPERNET"),
     ("ensemble", "ensembles._build:ENSEMBLE"),
     ("predictors", "predictors._harness:PREDICTORS_RUN"),
+    ("pipeline", "evonas.pipeline._run:PIPELINE"),
 ):
     RUN_KINDS.register(_name, owner=_path.partition(":")[0])(_path)
 
@@ -242,6 +243,94 @@ def resume_run(
     return _execute(rk, run, config, prepared, True, progress)
 
 
+def run_stage(
+    path: str | os.PathLike[str],
+    kind: str,
+    config: Any,
+    progress: bool | None = None,
+    prepared: Any = None,
+    root: str | os.PathLike[str] | None = None,
+) -> RunResult:
+    """Run one stage of a composite run (a pipeline) as a normal run of ``kind`` in ``path``.
+
+    The stage starts when ``path`` holds no run yet (leftovers of a start killed before
+    ``meta.yaml`` was written are cleared), continues when it holds an unfinished run of
+    ``kind`` and only reads the summary of a finished one, so a resumed pipeline never
+    repeats finished work. ``config`` is derived by the caller from its own config; a
+    stage whose recorded config differs was started by another config and is refused.
+    ``prepared`` is the kind's :meth:`RunKind.prepare` of ``config`` when the caller
+    already has it (None: prepared here when the stage has work left). ``root`` is the
+    composite run's directory: a recorded config that differs from ``config`` only in paths
+    under an old location of ``root`` (the run was moved or copied) is rewritten.
+
+    Raises:
+        RunDirError: ``path`` holds another kind of run, or one started with another config.
+        RunFailedError: Nothing in the stage succeeded.
+    """
+    from evonas.plugins import loaded_plugins
+
+    rk = run_kind(kind)
+    p = Path(path)
+    resolved = to_dict(config)
+    if not (p / META).is_file():
+        _clear_unstarted(p)
+        prepared = rk.prepare(config) if prepared is None else prepared
+        run = RunDir.create(p, resolved, int(getattr(config, "seed", 0)), rk.name, plugins=loaded_plugins())
+        return _execute(rk, run, config, prepared, False, progress)
+    run = RunDir.open(p, kind=kind)
+    run.lock()
+    try:
+        stored = run.config
+        if stored != resolved and root is not None and _relocated(stored, resolved, str(Path(root))):
+            # The composite run was moved or copied: its stages follow it.
+            run.write_config(resolved)
+            run.append({"type": "relocated", "to": str(Path(root))})
+        elif stored != resolved:
+            raise RunDirError(
+                f"stage directory {str(p)!r} was started with another config than the one this run derives for "
+                "it; restore the run's config.yaml or start a new run"
+            )
+        if rk.finished(run):
+            summary = run.read_json(RESULT)
+            run.close()
+            raise_if_failed(rk, summary, run.path)
+            return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
+        prepared = rk.prepare(config) if prepared is None else prepared
+    except BaseException:
+        run.close()
+        raise
+    return _execute(rk, run, config, prepared, True, progress)
+
+
+def _relocated(stored: Any, derived: Any, root: str) -> bool:
+    """Whether ``stored`` equals ``derived`` up to paths under ``root`` that ``stored``
+    holds under another folder (same path relative to it)."""
+    if isinstance(stored, dict) and isinstance(derived, dict):
+        return stored.keys() == derived.keys() and all(_relocated(stored[k], derived[k], root) for k in stored)
+    if isinstance(stored, list) and isinstance(derived, list):
+        return len(stored) == len(derived) and all(_relocated(a, b, root) for a, b in zip(stored, derived))
+    if isinstance(stored, str) and isinstance(derived, str) and stored != derived:
+        return derived.startswith(root + os.sep) and os.path.isabs(stored) and stored.endswith(derived[len(root):])
+    return bool(stored == derived)
+
+
+def _clear_unstarted(path: Path) -> None:
+    """Remove what a start killed before ``meta.yaml`` existed can leave (the lock, a
+    half-written config); refuse anything else."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise RunDirError(f"stage directory {str(path)!r} is not a directory; move it away and resume")
+    leftovers = list(path.iterdir())
+    if any(not (f.name in (".lock", CONFIG, LOG) or f.name.startswith(".")) or f.is_dir() for f in leftovers):
+        raise RunDirError(
+            f"stage directory {str(path)!r} holds files but no {META}: it is not a run this pipeline started; "
+            "move it away and resume"
+        )
+    for f in leftovers:
+        f.unlink()
+
+
 def report_run(run_dir: str | os.PathLike[str]) -> str:
     """Write the report of a run directory of any kind; return its Markdown."""
     run, rk = open_run(run_dir)
@@ -259,5 +348,6 @@ __all__ = [
     "report_run",
     "resume_run",
     "run_kind",
+    "run_stage",
     "start_run",
 ]
