@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -162,32 +163,50 @@ def test_interrupted_stages_resume_without_retraining_finished_members(
     assert resumed["stages"]["final"] == summary["stages"]["final"]
 
 
-def test_kill_during_the_search_then_resume_matches_an_uninterrupted_run(
-    finished: Path, tiny_config: Path, tmp_path: Path
-) -> None:
-    run = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "evonas", "run", "--config", str(tiny_config), "--run-dir", str(run), "--no-progress"]
+def _kill_when(cmd: list[str], ready: Callable[[], bool]) -> None:
+    """Start ``cmd`` and ``kill -9`` it as soon as ``ready()`` holds (it must still be running)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = run / "search" / "log.jsonl"
     deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.is_file() and log.read_bytes().count(b"\n") > 40:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the pipeline finished before it could be killed"
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.02)
+        assert proc.poll() is None, "the pipeline ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+
+
+def _lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.is_file() else 0
+
+
+def test_kill_in_every_stage_then_resume_matches_an_uninterrupted_run(
+    finished: Path, tiny_config: Path, tmp_path: Path
+) -> None:
+    """``kill -9`` in the supernet stage, again in the search, again while members train:
+    each ``--resume`` continues, and the last ends with the uninterrupted run's results."""
+    run = tmp_path / "killed"
+    start = [sys.executable, "-m", "evonas", "run", "--config", str(tiny_config), "--run-dir", str(run), "--no-progress"]
+    resume = [sys.executable, "-m", "evonas", "run", "--resume", str(run), "--no-progress"]
+    _kill_when(start, lambda: _lines(run / "supernet" / "log.jsonl") > 3)
+    assert not (run / "supernet" / "result.json").exists()
+    _kill_when(resume, lambda: _lines(run / "search" / "log.jsonl") > 40)
     assert not (run / "search" / "result.json").exists()
+    members = run / "ensemble" / "pool" / "members"
+    _kill_when(resume, lambda: members.is_dir() and any(not p.name.startswith(".") for p in members.iterdir()))
+    assert not (run / "ensemble" / "result.json").exists()
+    saved = sorted(p.name for p in members.iterdir() if not p.name.startswith("."))
     assert main(["run", "--resume", str(run), "--no-progress"]) == 0
-    for stage in ("supernet", "search"):
+    for stage in ("supernet", "search", "ensemble"):
         a, b = (_untimed(json.loads((r / stage / "result.json").read_text())) for r in (finished, run))
+        if stage == "ensemble":
+            assert set(saved) <= set(b.pop("reused")) and not set(saved) & set(b.pop("trained"))
+            a.pop("reused"), a.pop("trained")
         assert a == b, stage
     a = json.loads((finished / "result.json").read_text())
     b = json.loads((run / "result.json").read_text())
-    assert a["result"] == b["result"] and a["pick"] == b["pick"]
+    assert a["result"] == b["result"] and a["pick"] == b["pick"] and a["stages"]["final"] == b["stages"]["final"]
 
 
 def _untimed(summary: dict) -> dict:
