@@ -280,3 +280,6 @@ def test_ground_truth_passes_through_every_stage(nb201_path: Path, tmp_path: Pat
     assert "cifar10_test_acc" in search_summary["best"]["headline"]
     sn_cfg = yaml.safe_load((run / "supernet" / "config.yaml").read_text())
     assert sn_cfg["table"] == str(nb201_path)
+    # the report draws the supernet's ranking quality per proxy round against the table
+    assert (run / "proxy_quality.png").is_file()
+    assert "Proxy rounds against the ground truth (cifar10_test_acc)" in (run / "report.md").read_text()

@@ -2,10 +2,12 @@
 
 Each stage's own report (``supernet/report.md``, ``search/report.md``,
 ``ensemble/report.md`` with their PNGs) is regenerated first; the pipeline's report links
-their figures and adds two of its own: ``search_progress.png`` (the search's best-so-far
-fitness by candidate, the end of the initial population marked, and the ground truth of
-the best-so-far pick when tables are configured) and ``final_members.png`` (each final
-member's validation and test accuracy next to the exported ensemble's).
+their figures and adds its own: ``proxy_quality.png`` (with tables: per proxy round, the
+Kendall tau of the cells' inherited-weight validation loss against the ground truth),
+``search_progress.png`` (the search's best-so-far fitness by candidate, the end of the
+initial population marked, and the ground truth of the best-so-far pick when tables are
+configured) and ``final_members.png`` (each final member's validation and test accuracy
+next to the exported ensemble's).
 """
 
 from __future__ import annotations
@@ -21,6 +23,56 @@ from evonas.runs import RESULT, RunDir, report_run
 
 SEARCH_PNG = "search_progress.png"
 MEMBERS_PNG = "final_members.png"
+PROXY_PNG = "proxy_quality.png"
+
+
+def proxy_quality(supernet_dir: Path, config: PipelineConfig) -> list[dict[str, Any]]:
+    """Per proxy round of the supernet stage: Kendall tau between the cells' inherited-weight
+    validation loss (negated) and the ground truth of the first ``report`` metric — how well
+    the supernet ranked at that point of its training (empty without tables)."""
+    from scipy.stats import kendalltau
+
+    from evonas.supernet._run import read_records
+    from evonas.tabular import build_tables
+
+    if not config.tables or not config.report:
+        return []
+    run = RunDir.open(supernet_dir, kind="supernet")
+    rounds = [r for r in read_records(run) if r.get("type") == "proxy"]
+    if not rounds:
+        return []
+    space = config.space.build("space")
+    tables = build_tables(config.tables, space)
+    metric = config.report[0]
+    out = []
+    for r in rounds:
+        pairs = []
+        for arch, loss in zip(r["archs"], r["val_loss"]):
+            genotype = space.validate(tuple(arch))
+            truth, value = (tables.query(genotype, metric) if tables.has(genotype) else math.nan), _f(loss)
+            if math.isfinite(truth) and math.isfinite(value):
+                pairs.append((-value, truth))
+        tau = float(kendalltau(*zip(*pairs)).statistic) if len(pairs) >= 3 else math.nan
+        out.append({"step": r["step"], "final": bool(r.get("final")), "cells": len(pairs), "tau": tau,
+                    "metric": metric})
+    return out
+
+
+def _draw_quality(path: Path, rows: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)
+    ax.plot([r["step"] for r in rows], [r["tau"] for r in rows], "o-")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("supernet step")
+    ax.set_ylabel(f"Kendall tau vs {rows[0]['metric']}")
+    ax.set_title("proxy rounds: inherited-weight validation loss against the ground truth")
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def search_progress(search_dir: Path, truth: tuple[str, ...]) -> dict[str, Any]:
@@ -168,6 +220,16 @@ def write_report(run: RunDir) -> str:
     pngs, error = _stage_report(paths.of("supernet"))
     lines += [f"## 1. Supernet (`supernet/`, sampler `{config.supernet.sampler.name}`)", ""]
     lines += [f"stage report: {error}", ""] if error else []
+    if not error:
+        quality = proxy_quality(paths.of("supernet"), config)
+        if quality:
+            _draw_quality(run.path / PROXY_PNG, quality)
+            lines += [f"Proxy rounds against the ground truth ({quality[0]['metric']}): Kendall tau of the "
+                      "cells' inherited-weight validation loss, per round.", "",
+                      "| step | cells | Kendall tau |", "| --- | --- | --- |"]
+            lines += [f"| {q['step']}{' (final)' if q['final'] else ''} | {q['cells']} | {_fmt(q['tau'], 3)} |"
+                      for q in quality]
+            lines += ["", f"![{PROXY_PNG}]({PROXY_PNG})"]
     lines += [f"![{p}](supernet/{p})" for p in pngs] + ["", "[supernet report](supernet/report.md)", ""]
 
     pngs, error = _stage_report(paths.of("search"))
@@ -230,4 +292,4 @@ def write_report(run: RunDir) -> str:
     return text
 
 
-__all__ = ["MEMBERS_PNG", "SEARCH_PNG", "search_progress", "write_report"]
+__all__ = ["MEMBERS_PNG", "PROXY_PNG", "SEARCH_PNG", "proxy_quality", "search_progress", "write_report"]
