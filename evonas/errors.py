@@ -32,6 +32,12 @@ class RunDirError(EvonasError):
     """A run directory is missing, already used, or inconsistent."""
 
 
+class UntrustedFileError(RunDirError):
+    """A file of a run directory is not what this user's evonas wrote: a signed file (a
+    checkpoint, a fitted predictor) without this user's signature, or an entry that is a
+    symbolic link or not a regular file. Its content is never unpickled or followed."""
+
+
 class PluginError(EvonasError):
     """A plugin cannot be imported, or registers a name that is already taken."""
 

@@ -32,6 +32,19 @@ from evonas.plugins import load_plugin  # noqa: E402
 load_plugin(str(PLUGIN))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_key(tmp_path_factory: pytest.TempPathFactory):
+    """Sign run-directory files with a key of the test session (never the user's own in
+    ``~/.config``); subprocesses that tests start inherit it."""
+    previous = os.environ.get("EVONAS_KEY_FILE")
+    os.environ["EVONAS_KEY_FILE"] = str(tmp_path_factory.mktemp("evonas-key") / "run-key")
+    yield
+    if previous is None:
+        os.environ.pop("EVONAS_KEY_FILE", None)
+    else:
+        os.environ["EVONAS_KEY_FILE"] = previous
+
+
 def _require(path: Path, what: str) -> Path:
     if path.exists():
         return path

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -16,11 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def strip(records):
-    """Log records without wall-clock fields, for comparing runs."""
+    """Log records without wall-clock fields (and the checksums that cover them), for comparing runs."""
     out = []
     for r in records:
         r = dict(r)
         r.pop("time", None)
+        r.pop("chk", None)
         out.append(r)
     return out
 
@@ -272,3 +274,51 @@ def test_resume_mid_batch_gives_the_uninterrupted_history(tmp_path):
     _na_search(space, BatchSumEvaluator(noise=0.5), SerialExecutor(), run=resumed).run_search(resume=True)
     resumed.close()
     assert strip(read_log(tmp_path / "cut")) == strip(read_log(tmp_path / "full"))
+
+
+@pytest.mark.parametrize("executor", ["serial", "ray"])
+def test_non_finite_objective_values_are_failures_not_winners(tmp_path, capsys, nb201_env, executor):
+    """An evaluator that returns +inf for every odd seed and NaN for some: those evaluations
+    count as failed (never the best); when every evaluation is non-finite the search exits 1."""
+    from evonas.cli import main
+    from evonas.evaluation import EVALUATORS
+
+    plugin = tmp_path / f"odd_{executor}.py"  # a fresh module: the plugin registers on import
+    plugin.write_text(
+        "import math\n"
+        "import evonas\n"
+        "from dataclasses import dataclass\n"
+        "from evonas.evaluation import Evaluation\n"
+        "@dataclass(frozen=True)\n"
+        "class C:\n"
+        "    always: bool = False\n"
+        "class Odd:\n"
+        "    metric_names = ('acc',)\n"
+        "    def __init__(self, config, *, space):\n"
+        "        self.always = config.always\n"
+        "    def evaluate(self, arch, seed):\n"
+        "        if self.always or seed % 2:\n"
+        "            return Evaluation({'acc': math.inf if seed % 3 else math.nan})\n"
+        "        return Evaluation({'acc': float(sum(arch))})\n"
+        "Odd.Config = C\n"
+        "evonas.register('evaluator', 'odd_for_test', Odd)\n"
+    )
+    def argv(run: str, evaluator: str) -> list[str]:
+        return ["search", "--plugin", str(plugin), "--config", str(write_config(tmp_path)), "--no-progress",
+                "--run-dir", str(tmp_path / run), "fitness.objectives=[{metric: acc}]", "budget.evaluations=12",
+                "fitness.name=plain", "fitness.params={}", f"executor={{name: {executor}}}", f"evaluator={evaluator}"]
+
+    try:
+        assert main(argv("some", "{name: odd_for_test}")) == 0
+        summary = json.loads((tmp_path / "some" / "result.json").read_text())
+        evals = [r for r in read_log(tmp_path / "some") if r["type"] == "eval"]
+        bad = [r for r in evals if r["seed"] % 2]
+        assert bad and all(r["evaluation"]["failed"] and "objective 'acc' is" in r["evaluation"]["error"] for r in bad)
+        assert summary["failed"] == len(bad)
+        assert math.isfinite(summary["best"]["metrics"]["acc"])
+        capsys.readouterr()
+        code = main(argv("all", "{name: odd_for_test, params: {always: true}}"))
+    finally:
+        EVALUATORS.unregister("odd_for_test")
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # Ray may log lines of its own before it
+    assert code == 1 and last.startswith("evonas: error:") and "objective 'acc' is" in last

@@ -58,7 +58,7 @@ def proxy_quality(supernet_dir: Path, config: PipelineConfig) -> list[dict[str, 
     return out
 
 
-def _draw_quality(path: Path, rows: list[dict[str, Any]]) -> None:
+def _draw_quality(run: RunDir, name: str, rows: list[dict[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +71,7 @@ def _draw_quality(path: Path, rows: list[dict[str, Any]]) -> None:
     ax.set_ylabel(f"Kendall tau vs {rows[0]['metric']}")
     ax.set_title("proxy rounds: inherited-weight validation loss against the ground truth")
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
+    run.write_figure(name, fig)
     plt.close(fig)
 
 
@@ -120,7 +120,7 @@ def search_progress(search_dir: Path, truth: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _draw_search(path: Path, progress: dict[str, Any], title: str) -> None:
+def _draw_search(run: RunDir, name: str, progress: dict[str, Any], title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,11 +146,11 @@ def _draw_search(path: Path, progress: dict[str, Any], title: str) -> None:
         twin.set_ylabel("ground truth of the best-so-far pick")
     ax.legend(handles, labels, loc="lower right", fontsize=8)
     ax.set_title(title)
-    fig.savefig(path, dpi=120)
+    run.write_figure(name, fig)
     plt.close(fig)
 
 
-def _draw_members(path: Path, summary: dict[str, Any]) -> None:
+def _draw_members(run: RunDir, name: str, summary: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,7 +173,7 @@ def _draw_members(path: Path, summary: dict[str, Any]) -> None:
     ax.set_title("final members (trained from scratch) and the exported ensemble")
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=120)
+    run.write_figure(name, fig)
     plt.close(fig)
 
 
@@ -223,7 +223,7 @@ def write_report(run: RunDir) -> str:
     if not error:
         quality = proxy_quality(paths.of("supernet"), config)
         if quality:
-            _draw_quality(run.path / PROXY_PNG, quality)
+            _draw_quality(run, PROXY_PNG, quality)
             lines += [f"Proxy rounds against the ground truth ({quality[0]['metric']}): Kendall tau of the "
                       "cells' inherited-weight validation loss, per round.", "",
                       "| step | cells | Kendall tau |", "| --- | --- | --- |"]
@@ -239,7 +239,7 @@ def write_report(run: RunDir) -> str:
         lines += [f"stage report: {error}", ""]
     else:
         progress = search_progress(paths.of("search"), tuple(config.report))
-        _draw_search(run.path / SEARCH_PNG, progress, f"search best-so-far, seed {config.seed}")
+        _draw_search(run, SEARCH_PNG, progress, f"search best-so-far, seed {config.seed}")
         obj = progress["objective"]
         sign = 1.0 if obj.direction == "max" else -1.0
         lines.append(
@@ -268,7 +268,7 @@ def write_report(run: RunDir) -> str:
                       "| architecture | search fitness | val loss | val acc |", "| --- | --- | --- | --- |"]
             lines += [f"| `{r['arch']}` | {_fmt(r['search_value'], 4)} | {_fmt(r['val_loss'], 4)} | "
                       f"{_fmt(r['val_acc'])} |" for r in rescored]
-        _draw_members(run.path / MEMBERS_PNG, summary)
+        _draw_members(run, MEMBERS_PNG, summary)
         lines += ["", f"![{MEMBERS_PNG}]({MEMBERS_PNG})", ""]
     lines += ["## 4. Ensemble (`ensemble/`)", ""]
     lines += [f"stage report: {error}", ""] if error else []

@@ -15,7 +15,17 @@ from evonas.runs._lifecycle import (
     run_stage,
     start_run,
 )
-from evonas.runs._rundir import CHECKPOINT, CONFIG, LOG, META, RESULT, RunDir, atomic_write_bytes, package_versions
+from evonas.runs._rundir import (
+    CHECKPOINT,
+    CONFIG,
+    LOG,
+    META,
+    RESULT,
+    RunDir,
+    atomic_write_bytes,
+    key_file,
+    package_versions,
+)
 
 __all__ = [
     "CHECKPOINT",
@@ -29,6 +39,7 @@ __all__ = [
     "RunResult",
     "atomic_write_bytes",
     "default_run_dir",
+    "key_file",
     "open_run",
     "raise_if_failed",
     "package_versions",

@@ -315,8 +315,8 @@ def _relocated(stored: Any, derived: Any, root: str) -> bool:
 
 
 def _clear_unstarted(path: Path) -> None:
-    """Remove what a start killed before ``meta.yaml`` existed can leave (the lock, a
-    half-written config); refuse anything else."""
+    """Remove what a start killed before ``meta.yaml`` existed can leave (a half-written
+    config, the ``.lock`` file of an older evonas); refuse anything else."""
     if not path.exists() and not path.is_symlink():
         return
     if path.is_symlink() or not path.is_dir():

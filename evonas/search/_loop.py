@@ -12,16 +12,19 @@ results on any executor.
 
 Resume: the state is checkpointed every few candidates; on resume the loop restores the
 latest checkpoint and replays the log records written after it, in their order, instead
-of running those evaluations again. The strategy therefore sees exactly the sequence of
-results it saw before the interruption, and with the serial executor a resumed run ends
-with exactly the history of an uninterrupted one.
+of running those evaluations again. A checkpoint that is missing or not signed by this
+user (:meth:`evonas.runs.RunDir.load_checkpoint`) is never unpickled: the whole log is
+replayed instead, and a ``checkpoint_ignored`` record says why. The strategy therefore
+sees exactly the sequence of results it saw before the interruption, and with the serial
+executor a resumed run ends with exactly the history of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -29,10 +32,10 @@ import numpy as np
 
 from evonas._json import json_float
 from evonas.config import Checked, Range
-from evonas.errors import ConfigError, RunDirError
+from evonas.errors import ConfigError, RunDirError, UntrustedFileError
 from evonas.evaluation import BatchEvaluator, EvalBatch, Evaluation, EvaluationWorker, Evaluator
 from evonas.executors import Executor, Outcome, Task, Worker
-from evonas.fitness import Fitness, Score
+from evonas.fitness import Fitness, Objective, Score
 from evonas.runs import RunDir
 from evonas.spaces import Arch, SearchSpace
 from evonas.strategies import Strategy
@@ -199,6 +202,20 @@ def outcome_evaluations(outcome: Outcome) -> list[tuple[Task, Evaluation]]:
     return list(zip(singles, outcome.value))
 
 
+def judged(evaluation: Evaluation, objectives: Sequence[Objective]) -> Evaluation:
+    """``evaluation``, or a failure when an objective metric is missing, NaN or infinite
+    (a diverged or broken evaluation is never a success, and never a winner)."""
+    if evaluation.failed:
+        return evaluation
+    for objective in objectives:
+        value = evaluation.metrics.get(objective.metric)
+        if value is None or not math.isfinite(float(value)):
+            what = "is missing" if value is None else f"is {float(value)!r}"
+            return Evaluation(metrics=evaluation.metrics, cost=evaluation.cost, failed=True,
+                              error=f"objective {objective.metric!r} {what}", info=evaluation.info)
+    return evaluation
+
+
 def as_evaluation(outcome: Outcome) -> Evaluation:
     """The evaluation an executor's outcome stands for (a failure when the task failed)."""
     if outcome.failed:
@@ -269,7 +286,12 @@ class Search:
         evals = [r for r in records if r.get("type") == "eval"]
         self._logged_evals = {r["eval_id"] for r in evals}
         self._logged_cands = {r["cand_id"] for r in records if r.get("type") == "candidate"}
-        checkpoint = self.run.load_checkpoint()
+        try:
+            checkpoint = self.run.load_checkpoint(remedy="the search is rebuilt from its log instead")
+        except UntrustedFileError as exc:
+            # the log is the source of truth: replay all of it (as without a checkpoint)
+            checkpoint = None
+            self.run.append({"type": "checkpoint_ignored", "reason": str(exc)})
         if checkpoint is not None:
             if not isinstance(checkpoint, SearchState) or checkpoint.log_position > len(evals):
                 raise RunDirError(f"checkpoint in {str(self.run.path)!r} does not match its log; delete it to resume from the log")
@@ -389,6 +411,7 @@ class Search:
     def _on_evaluation(self, task: Task, evaluation: Evaluation) -> None:
         st = self.state
         eval_id, arch = task.task_id, task.payload
+        evaluation = judged(evaluation, self.fitness.objectives)
         owner = st.open_evals.pop(eval_id, None)
         if owner is None:
             raise RuntimeError(f"executor returned evaluation {eval_id}, which is not outstanding")

@@ -228,7 +228,7 @@ def write_report(run: RunDir) -> str:
         ax.set_ylabel(f"best {label}")
         ax.grid(alpha=0.3)
     fig.suptitle(f"best so far - {config.strategy.name}, seed {config.seed}")
-    fig.savefig(run.path / "best_so_far.png", dpi=120)
+    run.write_figure("best_so_far.png", fig)
     plt.close(fig)
     pictures = ["best_so_far.png"]
 
@@ -247,7 +247,7 @@ def write_report(run: RunDir) -> str:
         ax.set_title(f"hypervolume {summary['hypervolume']['value']:.4g}")
         ax.legend()
         ax.grid(alpha=0.3)
-        fig.savefig(run.path / "pareto_front.png", dpi=120)
+        run.write_figure("pareto_front.png", fig)
         plt.close(fig)
         pictures.append("pareto_front.png")
 

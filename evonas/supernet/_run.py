@@ -4,8 +4,8 @@ finished run, and ranking its architectures.
 Layout (besides :class:`evonas.runs.RunDir`'s ``config.yaml``, ``meta.yaml``,
 ``log.jsonl``, ``checkpoint.pkl`` and ``result.json``)::
 
-    supernet.pt            final weights, image channels and classes
-    predictor.pkl          the fitted proxy predictor (when the proxy loop ran)
+    supernet.pt            final weights, image channels and classes (tensors only)
+    predictor.pkl          the fitted proxy predictor (when the proxy loop ran; signed)
     rank.json              written by ``evonas supernet rank``
     report.md, *.png       written by ``evonas report``
 
@@ -13,13 +13,17 @@ The log holds ``step`` records (loss, learning rate, distinct architectures), ``
 records (the evaluated architectures and their losses) and a ``resume`` record each
 time the run was resumed; records of steps after the checkpoint a resume started from
 describe lost work and are superseded by the ones written after the ``resume`` record.
+
+``checkpoint.pkl`` and ``predictor.pkl`` are signed with this user's key
+(:meth:`evonas.runs.RunDir.save_signed`): those of a run directory from elsewhere are
+refused, never unpickled; ``supernet.pt`` is read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,6 @@ from evonas.runs import (
     RunDir,
     RunKind,
     RunResult,
-    atomic_write_bytes,
     resume_run,
     start_run,
 )
@@ -80,7 +83,7 @@ class SupernetRun(RunKind):
         state = None
         if resume:
             run.read_log(repair=True)  # a line torn by a kill is cut before new records follow
-            payload = run.load_checkpoint()
+            payload = run.load_checkpoint(remedy="delete it to train the supernet again from step 0")
             state = trainer.restore(payload) if payload is not None else None
             run.append({"type": "resume", "from_step": 0 if state is None else state.step})
         result = trainer.train(state)
@@ -129,11 +132,11 @@ def _save_outputs(run: RunDir, result: SupernetResult, splits: DataSplits) -> No
         "num_classes": splits.num_classes,
         "in_channels": splits.in_channels,
     }
-    tmp = run.path / f".{WEIGHTS}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, run.path / WEIGHTS)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    run.write_bytes(WEIGHTS, buffer.getvalue())
     if result.state.predictor is not None:
-        atomic_write_bytes(run.path / PREDICTOR, pickle.dumps(result.state.predictor, protocol=pickle.HIGHEST_PROTOCOL))
+        run.save_signed(PREDICTOR, result.state.predictor)
 
 
 def read_records(run: RunDir) -> list[dict[str, Any]]:
@@ -170,7 +173,21 @@ def _run_space(run: RunDir, config: SupernetRunConfig, space: SearchSpace | None
 
 
 def _weights(run: RunDir) -> dict[str, Any]:
-    payload: dict[str, Any] = torch.load(run.path / WEIGHTS, map_location="cpu", weights_only=True)
+    """The final weights of a finished run (tensors and numbers only: nothing is executed).
+
+    Raises:
+        RunDirError: ``supernet.pt`` is not weights written by evonas (or is a link).
+    """
+    path = run.path / WEIGHTS
+    data = run.read_bytes(WEIGHTS)
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- a garbage or crafted file: any failure means "not our weights"
+        raise RunDirError(
+            f"{str(path)!r} cannot be read as supernet weights ({type(exc).__name__}); train the supernet again"
+        ) from None
+    if not isinstance(payload, dict) or not {"state_dict", "num_classes", "in_channels"} <= payload.keys():
+        raise RunDirError(f"{str(path)!r} holds no supernet weights written by evonas; train the supernet again")
     return payload
 
 
@@ -211,18 +228,20 @@ def load_predictor(run_dir: str | os.PathLike[str], space: SearchSpace | None = 
     """The proxy predictor of a finished run as an evaluator, or None if none was fitted.
 
     Raises:
-        RunDirError: Not a finished supernet run, or the predictor file is unreadable.
+        RunDirError: Not a finished supernet run.
+        UntrustedFileError: The predictor file is not signed with this user's key (a run
+            directory from elsewhere, or edited) or is unreadable; it is never unpickled.
         CapabilityError: The run was trained on another space than ``space``.
     """
     run, config = _open_finished(run_dir)
     run_space = _run_space(run, config, space)
-    path = run.path / PREDICTOR
-    if not path.is_file():
+    remedy = (
+        f"train the supernet again, or, if its checkpoint is yours, delete {PREDICTOR} and {RESULT} and "
+        f"write them again with 'evonas supernet train --resume {run.path}'"
+    )
+    predictor = run.load_signed(PREDICTOR, "proxy predictor", remedy)
+    if predictor is None:
         return None
-    try:
-        predictor = pickle.loads(path.read_bytes())
-    except Exception as exc:  # noqa: BLE001 -- any unpickling failure means a corrupt file: say which
-        raise RunDirError(f"{str(path)!r} cannot be read ({type(exc).__name__})") from None
     return PredictorEvaluator(predictor, run_space)
 
 
@@ -419,7 +438,7 @@ def write_report(run: RunDir) -> str:
     lr_ax.plot([r["step"] for r in steps], [_num(r["lr"]) for r in steps], ".-", color="C1", alpha=0.6)
     lr_ax.set_ylabel("learning rate", color="C1")
     ax.set_title(f"supernet training - sampler {config.sampler.name}, seed {config.seed}")
-    fig.savefig(run.path / LOSS_PLOT, dpi=120)
+    run.write_figure(LOSS_PLOT, fig)
     plt.close(fig)
     pictures = [LOSS_PLOT]
 
@@ -436,7 +455,7 @@ def write_report(run: RunDir) -> str:
             ax.grid(alpha=0.3)
             ax.legend()
         fig.suptitle("proxy-validation rounds (each box: the architectures of one round)")
-        fig.savefig(run.path / PROXY_PLOT, dpi=120)
+        run.write_figure(PROXY_PLOT, fig)
         plt.close(fig)
         pictures.append(PROXY_PLOT)
 
