@@ -21,6 +21,9 @@ Protocol (printed with the tables):
 - Trivial pickers: the cell with the most parameters, the NASWOT-best (Mellor et al.,
   ICML 2021; evonas's zero-cost scorer, 128 real CIFAR-10 training images, the full-size
   NAS-Bench-201 network at initialisation) of ``--naswot-cells`` random cells, a random cell.
+- What limits the pick: the proxy predictor scored on every cell of the space (Kendall
+  tau against the table, the true accuracy of its optimum and of the neighbourhood-aware
+  optimum: what a perfect search on the proxy would pick).
 - The final SAEP ensemble's and its best single member's accuracy on the CIFAR-10 test
   images after the pipeline's final training (reduced size: C=8, one cell per stage, a
   few epochs; see the config).
@@ -28,7 +31,7 @@ Protocol (printed with the tables):
 Two worker processes (one torch thread each) run the seeds' jobs side by side. ``--quick``
 is a smoke test (a few minutes: few steps, small budgets, a subset of the images).
 
-Usage: python benchmarks/pipeline_nb201.py [--seeds 2] [--steps 12000] [--quick] [--out DIR]
+Usage: python benchmarks/pipeline_nb201.py [--seeds 2] [--steps 12000] [--quick] [--out DIR] [--limits-only]
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke test: few steps, small budgets, image subsets")
     p.add_argument("--out", type=Path, default=None, help="where the runs go (default benchmarks/_runs/pipeline-<time>)")
     p.add_argument("--json", type=Path, default=None, help="write every figure here too")
+    p.add_argument("--limits-only", action="store_true",
+                   help="only the 'what limits the pick' table, from the finished pipelines in --out")
     return p.parse_args(argv)
 
 
@@ -189,6 +194,40 @@ def naswot_job(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             "naswot_seconds": seconds, "random": space.format(space.sample(rng))}
 
 
+def limits_job(seed: int, out: Path) -> dict[str, Any]:
+    """What limits the pick: the proxy predictor scored on all 15,625 cells of the space.
+
+    Kendall tau of the (negated) predictions against the table; the true accuracy of the
+    predictor's own optimum and of the neighbourhood-aware optimum over the whole space
+    (what a perfect search on this proxy would pick); and where the pipeline's pick ranks.
+    """
+    from scipy.stats import kendalltau
+
+    from evonas.config import ComponentConfig
+    from evonas.spaces import build_space
+    from evonas.supernet._run import load_predictor
+    from evonas.tabular import build_tables
+
+    space = build_space("nb201")
+    table = build_tables((ComponentConfig("nb201", {"path": str(TABLE)}),), space).tables[0]
+    truth = table.column(TRUTH)  # in all_archs() order
+    predictor = load_predictor(out / f"pipeline-s{seed}" / "supernet", space=space)
+    if predictor is None:
+        raise RuntimeError("the supernet stage fitted no predictor")
+    archs = space.all_archs()
+    pred = np.array([e.metrics["proxy_val_loss"] for e in predictor.evaluate_many(archs)])
+    na = np.array([np.mean([pred[space.ordinal(n)] for n in space.neighbors(a)] + [pred[i]])
+                   for i, a in enumerate(archs)])
+    top = np.argsort(pred)[:10]
+    return {
+        "tau_all": float(kendalltau(-pred, truth).statistic),
+        "tau_top": float(kendalltau(-pred[np.argsort(truth)[-500:]], np.sort(truth)[-500:]).statistic),
+        "proxy_optimum": float(truth[int(np.argmin(pred))]),
+        "na_optimum": float(truth[int(np.argmin(na))]),
+        "proxy_top10_mean": float(truth[top].mean()),
+    }
+
+
 # ----------------------------------------------------------------------------- report
 def _truth(table: Any, space: Any, arch: Any) -> float:
     genotype = space.parse(arch) if isinstance(arch, str) else space.validate(arch)
@@ -203,12 +242,33 @@ def _ms(values: list[float]) -> str:
     return f"{v.mean():.2f} ± {std:.2f}"
 
 
+def limits_table(lim_res: dict[int, dict[str, Any]], seeds: list[int]) -> str:
+    """What limits the pick, per seed (see :func:`limits_job`)."""
+    lines = ["\n## What limits the pick: the proxy predictor over all 15,625 cells\n",
+             "| seed | Kendall tau, all cells | tau among the table's top 500 | true acc. of the proxy's optimum "
+             "| of its 10 best (mean) | of the neighbourhood-aware optimum |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for s in seeds:
+        r = lim_res[s]
+        lines.append(f"| {s} | {r['tau_all']:.3f} | {r['tau_top']:.3f} | {r['proxy_optimum']:.2f} | "
+                     f"{r['proxy_top10_mean']:.2f} | {r['na_optimum']:.2f} |")
+    lines.append("\nA perfect search on the proxy would pick the optimum columns: when they are below the "
+                 "trivial pickers, the proxy (supernet and predictor), not the search, is what limits the pick.")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     for path in (DATA, TABLE, CONFIG):
         if not path.exists():
             sys.stderr.write(f"pipeline_nb201: {path} does not exist\n")
             return 2
+    if args.limits_only:
+        if args.out is None:
+            sys.stderr.write("pipeline_nb201: --limits-only needs --out (the folder of a finished benchmark)\n")
+            return 2
+        print(limits_table({s: limits_job(s, args.out) for s in range(args.seeds)}, list(range(args.seeds))))
+        return 0
     out = args.out or ROOT / "benchmarks" / "_runs" / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
@@ -222,9 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         nas = {s: pool.submit(naswot_job, args, s) for s in seeds}
         pipe_res = {s: f.result() for s, f in pipes.items()}
         var = {s: pool.submit(variants_job, args, s, out) for s in seeds}
+        lim = {s: pool.submit(limits_job, s, out) for s in seeds}
         uni_res = {s: f.result() for s, f in unis.items()}
         nas_res = {s: f.result() for s, f in nas.items()}
         var_res = {s: f.result() for s, f in var.items()}
+        lim_res = {s: f.result() for s, f in lim.items()}
     wall = time.perf_counter() - t0
 
     from evonas.config import ComponentConfig
@@ -278,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     nov = np.array(rows["pipeline: NA-REA on the GAE proxy (novelty supernet)"]) - np.array(
         rows["pipeline with the uniform sampler (NA-REA on its proxy)"])
     print(f"novelty - uniform sampler, paired by seed: {_ms(list(nov))}")
+    print(limits_table(lim_res, seeds))
     print("\nPublished (weight sharing on NAS-Bench-201 CIFAR-10, GPU, full size):")
     for name, value in PUBLISHED:
         print(f"- {name}: {value}")

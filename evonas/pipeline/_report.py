@@ -19,7 +19,7 @@ from typing import Any
 from evonas.config import from_dict
 from evonas.errors import EvonasError, RunDirError
 from evonas.pipeline._config import PipelineConfig, StagePaths
-from evonas.runs import RESULT, RunDir, report_run
+from evonas.runs import RESULT, RunDir, read_summary, report_run, run_kind
 
 SEARCH_PNG = "search_progress.png"
 MEMBERS_PNG = "final_members.png"
@@ -207,7 +207,7 @@ def write_report(run: RunDir) -> str:
     config = from_dict(PipelineConfig, run.config)
     paths = StagePaths(run.path)
     finished = (run.path / RESULT).exists()
-    summary = run.read_json(RESULT) if finished else None
+    summary = read_summary(run_kind("pipeline"), run) if finished else None
     lines = [f"# Pipeline report: {run.path.name}", ""]
     lines.append(f"- dataset: `{config.dataset.name}`; space: `{config.space.name}`; seed: {config.seed}")
     lines.append(f"- status: {'finished' if finished else 'in progress'}")
