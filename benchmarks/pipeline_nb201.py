@@ -19,7 +19,7 @@ Protocol (printed with the tables):
 - The novelty claim where it matters: the same pipeline with the uniform sampler instead
   (its own supernet, same seed and steps), through the search stage.
 - Trivial pickers: the cell with the most parameters, the NASWOT-best (Mellor et al.,
-  ICML 2021; evonas's zero-cost scorer, 128 real CIFAR-10 training images, the full-size
+  ICML 2021; evonas's zero-cost scorer, 64 real CIFAR-10 training images, the full-size
   NAS-Bench-201 network at initialisation) of ``--naswot-cells`` random cells, a random cell.
 - What limits the pick: the proxy predictor scored on every cell of the space (Kendall
   tau against the table, the true accuracy of its optimum and of the neighbourhood-aware
@@ -29,7 +29,8 @@ Protocol (printed with the tables):
   few epochs; see the config).
 
 Two worker processes (one torch thread each) run the seeds' jobs side by side. ``--quick``
-is a smoke test (a few minutes: few steps, small budgets, a subset of the images).
+is a smoke test (a few minutes: few steps, small budgets, a subset of the images). Run again
+with the same ``--out``, it continues: finished runs are read, not repeated.
 
 Usage: python benchmarks/pipeline_nb201.py [--seeds 2] [--steps 12000] [--quick] [--out DIR] [--limits-only]
 """
@@ -101,10 +102,14 @@ def _init_worker() -> None:
 # ----------------------------------------------------------------------------- jobs
 def pipeline_job(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     """The whole pipeline (novelty sampler) for one seed."""
-    from evonas.pipeline import run_pipeline
+    from evonas.pipeline import resume_pipeline, run_pipeline
 
     t0 = time.perf_counter()
-    result = run_pipeline(CONFIG, _overrides(args, seed), run_dir=out / f"pipeline-s{seed}", progress=False)
+    run_dir = out / f"pipeline-s{seed}"
+    if (run_dir / "meta.yaml").is_file():  # an interrupted benchmark continues where it stopped
+        result = resume_pipeline(run_dir, progress=False)
+    else:
+        result = run_pipeline(CONFIG, _overrides(args, seed), run_dir=run_dir, progress=False)
     return {"seed": seed, "summary": result.summary, "seconds": time.perf_counter() - t0}
 
 
@@ -176,7 +181,7 @@ def variants_job(args: argparse.Namespace, seed: int, out: Path) -> dict[str, An
     return out_
 
 
-def naswot_job(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+def naswot_job(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     """The NASWOT-best of N random cells, and one random cell."""
     from predictors._zc_scorer import ZeroCostScorer
     from evonas.spaces import build_space
@@ -186,7 +191,8 @@ def naswot_job(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     n = args.naswot_cells or (40 if args.quick else 1000)
     archs = [space.sample(rng) for _ in range(n)]
     t0 = time.perf_counter()
-    scorer = ZeroCostScorer(data_root=str(DATA), batch_size=128, data_seed=seed, init_seed=seed, space=space)
+    scorer = ZeroCostScorer(data_root=str(DATA), batch_size=64, data_seed=seed, init_seed=seed, space=space,
+                            cache_dir=str(out / "naswot-cache"))
     scores = scorer.scores(archs, ["naswot"])[:, 0]
     seconds = time.perf_counter() - t0
     best = int(np.nanargmax(scores))
@@ -279,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx, initializer=_init_worker) as pool:
         pipes = {s: pool.submit(pipeline_job, args, s, out) for s in seeds}
         unis = {s: pool.submit(uniform_job, args, s, out) for s in seeds}
-        nas = {s: pool.submit(naswot_job, args, s) for s in seeds}
+        nas = {s: pool.submit(naswot_job, args, s, out) for s in seeds}
         pipe_res = {s: f.result() for s, f in pipes.items()}
         var = {s: pool.submit(variants_job, args, s, out) for s in seeds}
         lim = {s: pool.submit(limits_job, s, out) for s in seeds}

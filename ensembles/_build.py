@@ -53,12 +53,21 @@ from ensembles._members import CandidatePool, Member
 from ensembles._pruners import prune
 from ensembles._report import format_rows, write_ensemble_report
 from ensembles._training import CHECKPOINT_FILE, MemberFailure, MemberResult, MemberTrainer, member_from_result
-from evonas.config import ComponentConfig, from_dict
+from evonas.config import MAX_COUNT, MAX_SEED, ComponentConfig, check_int, from_dict
 from evonas.data import DataSplits, ImageTensorDataset, cached_splits
 from evonas.errors import ArchError, ConfigError, DataError, RunDirError
 from evonas.executors import Executor, Outcome, Task
 from evonas.models import check_decoder
-from evonas.runs import RESULT, RunDir, RunKind, RunResult, atomic_write_bytes, resume_run, start_run
+from evonas.runs import (
+    RESULT,
+    RunDir,
+    RunKind,
+    RunResult,
+    atomic_write_bytes,
+    declare_records,
+    resume_run,
+    start_run,
+)
 from evonas.search import evaluation_seed
 from evonas.spaces import Arch, SearchSpace
 
@@ -81,10 +90,13 @@ class DataSizes:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> DataSizes:
-        try:
-            return cls(**{f.name: int(data[f.name]) for f in dataclasses.fields(cls)})
-        except (KeyError, TypeError, ValueError):
-            raise RunDirError(f"{where} has a malformed 'data' entry: {data!r}") from None
+        fields = [f.name for f in dataclasses.fields(cls)]
+        lowest = {"num_train": 0, "num_val": 1, "num_test": 1, "num_classes": 1, "in_channels": 1}
+        if not isinstance(data, dict) or any(k not in data for k in fields):
+            raise RunDirError(f"{where} has a malformed 'data' entry: {data!r}; expected the keys {', '.join(fields)}")
+        for k in fields:
+            check_int(data[k], f"data.{k}", lowest[k], MAX_COUNT, owner=where, error=RunDirError)
+        return cls(**{k: int(data[k]) for k in fields})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,21 +214,35 @@ def _write_plan(run: RunDir, prepared: PreparedBuild, seed: int) -> list[Planned
 
 
 def _read_plan(run: RunDir, space: SearchSpace) -> tuple[list[PlannedMember], DataSizes]:
+    """The plan :func:`_write_plan` wrote, every entry checked (names are the member
+    folders: only the names the build gives are accepted)."""
     path = run.path / PLAN
-    try:
-        record = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        record = None
-    if not isinstance(record, dict) or record.get("format") != _PLAN_FORMAT or not record.get("candidates"):
-        raise RunDirError(f"{str(path)!r} is missing or malformed; the ensemble run cannot be resumed or reported")
+    where = repr(str(path))
+    record = run.read_yaml(PLAN)
+    candidates = record.get("candidates")
+    if record.get("format") != _PLAN_FORMAT or not isinstance(candidates, list) or not candidates:
+        raise RunDirError(
+            f"{where} is not an {_PLAN_FORMAT!r} file with a list of candidates; the ensemble run cannot be "
+            "resumed or reported"
+        )
     plan = []
-    for i, entry in enumerate(record["candidates"]):
+    for i, (entry, name) in enumerate(zip(candidates, _member_names(len(candidates)))):
+        if not isinstance(entry, dict) or entry.get("name") != name:
+            got = entry.get("name") if isinstance(entry, dict) else entry
+            raise RunDirError(f"{where}: candidate {i} must be a mapping named {name!r}; got {got!r:.80}")
+        source = entry.get("source") or {}
+        if not isinstance(source, dict):
+            raise RunDirError(f"{where}: candidate {i} has source {source!r:.80}; expected a mapping")
+        text = entry.get("arch")
         try:
-            plan.append(PlannedMember(str(entry["name"]), space.parse(entry["arch"]), int(entry["seed"]),
-                                      dict(entry.get("source") or {})))
-        except (KeyError, TypeError, ValueError, ArchError) as exc:
-            raise RunDirError(f"{str(path)!r}: candidate {i} is malformed ({exc})") from None
-    return plan, DataSizes.from_dict(record.get("data"), repr(str(path)))
+            if not isinstance(text, str):
+                raise ArchError(f"expected an architecture string; got {text!r:.80}")
+            arch = space.parse(text)
+        except ArchError as exc:
+            raise RunDirError(f"{where}: candidate {i} has a malformed architecture ({exc})") from None
+        seed = check_int(entry.get("seed"), f"candidates[{i}].seed", 0, MAX_SEED, owner=where, error=RunDirError)
+        plan.append(PlannedMember(name, arch, int(cast(int, seed)), dict(source)))
+    return plan, DataSizes.from_dict(record.get("data"), where)
 
 
 def _write_labels(run: RunDir, val: np.ndarray, test: np.ndarray) -> None:
@@ -406,6 +432,9 @@ def _evaluate(
 
 def _pool(done: dict[int, Member], labels: tuple[np.ndarray, np.ndarray]) -> CandidatePool:
     return CandidatePool(tuple(done[i] for i in sorted(done)), labels[0], labels[1])
+
+
+declare_records("ensemble", member_failed={"name": str, "error": Any})
 
 
 def _failures(run: RunDir, plan: list[PlannedMember], done: dict[int, Member]) -> dict[str, str]:

@@ -28,9 +28,19 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from ensembles._diversity import DIVERSITY
-from ensembles._metrics import DEFAULT_ECE_BINS
+from ensembles._metrics import DEFAULT_ECE_BINS, MAX_ECE_BINS
 from ensembles._pruners import PRUNERS, pruner_parameters
-from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered, check_number, load_config
+from evonas.config import (
+    MAX_ARCHS,
+    MAX_SEED,
+    Checked,
+    ComponentConfig,
+    IsPath,
+    Range,
+    Registered,
+    check_number,
+    load_config,
+)
 from evonas.data import DatasetConfig
 from evonas.errors import ConfigError
 from evonas.training import TrainConfig
@@ -62,7 +72,7 @@ class CandidatesConfig(Checked):
 
     archs: tuple[str, ...] = ()
     search_run: Annotated[str | None, IsPath()] = None
-    top: Annotated[int | None, Range(1)] = None
+    top: Annotated[int | None, Range(1, MAX_ARCHS)] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -179,8 +189,8 @@ class EnsembleConfig(Checked):
     )
     pruners: tuple[PrunerSpec, ...] = field(default_factory=_default_pruners)
     diversity: tuple[str, ...] = field(default_factory=lambda: tuple(DIVERSITY.names()))
-    ece_bins: Annotated[int, Range(1)] = DEFAULT_ECE_BINS
-    seed: Annotated[int, Range(0)] = 0
+    ece_bins: Annotated[int, Range(1, MAX_ECE_BINS)] = DEFAULT_ECE_BINS
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     run_dir: Annotated[str | None, IsPath()] = None
     progress: bool = True
 

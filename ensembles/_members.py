@@ -32,7 +32,7 @@ import yaml
 
 from ensembles._combine import softmax_logits
 from ensembles._validation import as_labels
-from evonas.config import ComponentConfig, check_int, from_dict, to_dict
+from evonas.config import ComponentConfig, check_int, from_dict, to_dict, yaml_mapping
 from evonas.errors import ConfigError, DataError
 from evonas.spaces import SearchSpace
 
@@ -274,13 +274,12 @@ def _read_yaml(path: Path, expected_format: str) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{path} does not exist")
     try:
-        with open(path, encoding="utf-8") as fh:
-            record = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(record, dict) or record.get("format") != expected_format:
-        found = record.get("format") if isinstance(record, dict) else record
-        raise DataError(f"{path} is not a {expected_format!r} file; its format is {found!r}")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror}") from None
+    record = yaml_mapping(data, str(path), DataError)
+    if record.get("format") != expected_format:
+        raise DataError(f"{path} is not a {expected_format!r} file; its format is {record.get('format')!r}")
     return record
 
 

@@ -13,6 +13,8 @@ from ensembles._validation import as_labels, as_prob_matrix
 from evonas.config import check_int
 
 DEFAULT_ECE_BINS = 15
+MAX_ECE_BINS = 10_000
+"""Most bins of the expected calibration error (a config's ``ece_bins``)."""
 """Number of equal-width confidence bins of :func:`expected_calibration_error` (Guo et al. 2017)."""
 
 
@@ -60,7 +62,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     Shapes:
         probs: ``(N, C)``; labels: ``(N,)``.
     """
-    check_int(n_bins, "n_bins", 1, owner="expected_calibration_error")
+    check_int(n_bins, "n_bins", 1, MAX_ECE_BINS, owner="expected_calibration_error")
     n_bins = int(n_bins)
     p, y = _checked(probs, labels)
     confidence = p.max(axis=1)

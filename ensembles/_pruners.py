@@ -69,7 +69,7 @@ import numpy as np
 from ensembles._diversity import normalized_mutual_information, variation_of_information
 from ensembles._validation import as_labels, as_prob_stack, resolve_size
 from evonas._registry import Registry
-from evonas.config import check_choice, check_int, check_number
+from evonas.config import MAX_COUNT, check_choice, check_int, check_number
 from evonas.errors import ConfigError, DataError
 
 # Same floor as sklearn's log_loss (float64 machine epsilon), so scores agree with ensembles.nll.
@@ -377,7 +377,7 @@ def prune_caruana(
     bound = resolve_size(m, size, max_fraction, default_fraction=None, owner=owner)
     limit = m if bound is None else bound
     check_int(n_init, "n_init", 1, limit, owner=owner)
-    check_int(iterations, "iterations", 0, optional=True, owner=owner)
+    check_int(iterations, "iterations", 0, MAX_COUNT, optional=True, owner=owner)
     n_init = int(n_init)
     iterations = 2 * m if iterations is None else int(iterations)
 

@@ -8,9 +8,12 @@ plain numbers and lists, tuples become lists and mapping keys strings.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+JsonFloat = float | Literal["nan", "inf", "-inf"]
+"""A float as run-directory records hold it (the field type of log record declarations)."""
 
 
 def json_float(value: float) -> float | str:

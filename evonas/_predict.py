@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evonas.config import check_int, from_dict
+from evonas.config import MAX_BATCH_SIZE, check_int, from_dict
 from evonas.errors import DataError
 from evonas.export import EnsembleModel, Preprocessing, check_image, image_pixels, load_ensemble
 
@@ -93,7 +93,7 @@ def predict_files(model: EnsembleModel, files: Sequence[Path], batch_size: int =
     Raises:
         DataError: An unreadable image, or one of other channels or size.
     """
-    check_int(batch_size, "--batch-size", 1)
+    check_int(batch_size, "--batch-size", 1, MAX_BATCH_SIZE)
     spec = from_dict(Preprocessing, model.preprocessing, "preprocessing")
     for path in files:
         _check_header(path, spec)
@@ -131,7 +131,7 @@ def predict_command(args: argparse.Namespace) -> int:
     output = None if args.output is None else Path(args.output)
     if output is not None:
         _check_output(output, args.force)
-    check_int(args.batch_size, "--batch-size", 1)
+    check_int(args.batch_size, "--batch-size", 1, MAX_BATCH_SIZE)
     model = load_ensemble(args.run_dir)
     files = find_images(args.paths)
     probs = predict_files(model, files, args.batch_size)

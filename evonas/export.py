@@ -44,7 +44,7 @@ import torch
 import yaml
 from torch import nn
 
-from evonas.config import ComponentConfig, from_dict, to_dict
+from evonas.config import ComponentConfig, from_dict, to_dict, yaml_mapping
 from evonas.errors import ArchError, ConfigError, DataError, RunDirError, UnknownChoiceError
 
 if TYPE_CHECKING:
@@ -487,26 +487,22 @@ def _run_kind(path: Path) -> str | None:
     if not (path / CONFIG).is_file() or not (path / META).is_file():
         return None
     try:
-        meta = yaml.safe_load((path / META).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        meta = yaml_mapping((path / META).read_bytes(), repr(str(path / META)), DataError)
+    except (OSError, DataError):
         return "unreadable"
-    kind = meta.get("kind") if isinstance(meta, dict) else None
+    kind = meta.get("kind")
     return str(kind) if kind is not None else "unknown"
 
 
 def _read_record(folder: Path) -> ExportRecord:
     path = folder / EXPORT_FILE
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {str(path)!r}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise DataError(f"{str(path)!r} is not valid YAML{at}; expected an {EXPORT_FORMAT!r} file") from None
-    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"{str(path)!r} is not an {EXPORT_FORMAT!r} file; its format is {found!r}")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    data = yaml_mapping(raw, repr(str(path)), DataError)
+    if data.get("format") != EXPORT_FORMAT:
+        raise DataError(f"{str(path)!r} is not an {EXPORT_FORMAT!r} file; its format is {data.get('format')!r}")
     return _parse_record(data, path)
 
 

@@ -78,6 +78,14 @@ def check_seed(value: Any, *, owner: object) -> int:
     return check_int(value, "random_state", 0, owner=owner)
 
 
+MAX_WIDTH = 4096
+"""Largest hidden or latent width of a neural predictor."""
+MAX_DEPTH = 64
+"""Most layers of a neural predictor."""
+MAX_MODELS = 100
+"""Most models of an ensemble predictor (fitted one after another)."""
+
+
 def resolve_space(space: Any, *, owner: object) -> SearchSpace:
     """The search space of a ``space`` hyper-parameter.
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from evonas.config import MAX_ARCHS
 from evonas.errors import UnknownChoiceError
 from evonas.spaces import Arch, SearchSpace
 from predictors._base import ParamError, SpaceLike, check_choice, check_int
@@ -68,7 +69,7 @@ class FeatureMixin:
                 f"{type(self).__name__} has encoding={self.encoding!r}, which gains nothing from it"
             )
         if self.haap_samples is not None:
-            check_int(self.haap_samples, "haap_samples", 1, owner=self)
+            check_int(self.haap_samples, "haap_samples", 1, MAX_ARCHS, owner=self)
         if self.zero_cost:
             self._zero_cost_scorer(space).check_for(space, self)
 

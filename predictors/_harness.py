@@ -37,11 +37,24 @@ from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 
-from evonas._json import jsonable
-from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered, check_int, from_dict, to_dict
+from evonas._json import JsonFloat, jsonable
+from evonas.config import (
+    MAX_ARCHS,
+    MAX_BATCH_SIZE,
+    MAX_SEED,
+    MAX_WORKERS,
+    Checked,
+    ComponentConfig,
+    IsPath,
+    Range,
+    Registered,
+    check_int,
+    from_dict,
+    to_dict,
+)
 from evonas.errors import CapabilityError, ConfigError, EvonasError
 from evonas.executors import Executor, Outcome, Task
-from evonas.runs import RESULT, RunDir, RunKind, raise_if_failed
+from evonas.runs import RESULT, RunDir, RunKind, declare_records, raise_if_failed
 from evonas.spaces import Arch, EnumerableSpace, SearchSpace, require
 from predictors._base import ArchPredictor
 from predictors._report import HarnessOutputs, write_outputs, zero_cost_records
@@ -69,9 +82,9 @@ class ZeroCostConfig(Checked):
 
     data_root: Annotated[str | None, IsPath()] = None
     dataset: str = "imagefolder"
-    batch_size: Annotated[int, Range(2)] = 64
-    data_seed: Annotated[int, Range(0)] = 0
-    init_seed: Annotated[int, Range(0)] = 0
+    batch_size: Annotated[int, Range(2, MAX_BATCH_SIZE)] = 64
+    data_seed: Annotated[int, Range(0, MAX_SEED)] = 0
+    init_seed: Annotated[int, Range(0, MAX_SEED)] = 0
     network: Annotated[ComponentConfig, Registered("decoder")] = field(default_factory=lambda: ComponentConfig("nb201"))
     cache_dir: Annotated[str | None, IsPath()] = None
 
@@ -81,6 +94,10 @@ class ZeroCostConfig(Checked):
             data_root=self.data_root, dataset=self.dataset, batch_size=self.batch_size, data_seed=self.data_seed,
             init_seed=self.init_seed, network=self.network, cache_dir=cache_dir, space=space,
         )
+
+
+MAX_TRIALS = 10_000
+"""Most trials per predictor and training size."""
 
 
 @dataclass(frozen=True)
@@ -118,17 +135,17 @@ class HarnessConfig(Checked):
     direction: Literal["max", "min"] = "max"
     predictors: tuple[str, ...] = ()
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    train_sizes: tuple[Annotated[int, Range(2)], ...] = (10, 20, 50, 100, 200, 400)
-    test_size: Annotated[int, Range(2)] = 200
-    trials: Annotated[int, Range(1)] = 10
-    train_pool: Annotated[int | None, Range(2)] = 1000
+    train_sizes: tuple[Annotated[int, Range(2, MAX_ARCHS)], ...] = (10, 20, 50, 100, 200, 400)
+    test_size: Annotated[int, Range(2, MAX_ARCHS)] = 200
+    trials: Annotated[int, Range(1, MAX_TRIALS)] = 10
+    train_pool: Annotated[int | None, Range(2, MAX_ARCHS)] = 1000
     top_fraction: Annotated[float, Range(0, 1, low_open=True)] = 0.1
     zero_cost: ZeroCostConfig = field(default_factory=ZeroCostConfig)
     executor: Annotated[ComponentConfig, Registered("executor")] = field(
         default_factory=lambda: ComponentConfig("serial")
     )
-    threads_per_trial: Annotated[int, Range(1)] = 1
-    seed: Annotated[int, Range(0)] = 0
+    threads_per_trial: Annotated[int, Range(1, MAX_WORKERS)] = 1
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     run_dir: Annotated[str | None, IsPath()] = None
     progress: bool = True
 
@@ -137,13 +154,13 @@ class HarnessConfig(Checked):
         if not self.train_sizes:
             raise ConfigError("train_sizes must list at least one size")
         for i, size in enumerate(self.train_sizes):
-            check_int(size, f"train_sizes[{i}]", 2)
+            check_int(size, f"train_sizes[{i}]", 2, MAX_ARCHS)
         if len(set(self.train_sizes)) != len(self.train_sizes):
             raise ConfigError(f"train_sizes lists a size twice: {list(self.train_sizes)}")
         if len(set(self.predictors)) != len(self.predictors):
             raise ConfigError(f"predictors lists a name twice: {list(self.predictors)}")
         if self.train_pool is not None:
-            check_int(self.train_pool, "train_pool", max(self.train_sizes))
+            check_int(self.train_pool, "train_pool", max(self.train_sizes), MAX_ARCHS)
 
     @property
     def predictor_names(self) -> tuple[str, ...]:
@@ -308,6 +325,15 @@ def _specs(config: HarnessConfig, prepared: PreparedHarness) -> list[TrialSpec]:
 
 def _trial_seed(config: HarnessConfig, spec: TrialSpec) -> int:
     return config.seed if spec.size_index is None else config.seed * _TRIAL_SEED_STRIDE + spec.trial
+
+
+declare_records(
+    "predictors",
+    trial={"predictor": str, "train_size": int, "trial": int, "failed": bool, "error": str,
+           **dict.fromkeys(METRICS, JsonFloat)},
+    zero_cost={"rows": [{"proxy": str, "n_archs": int, "kendall_tau": JsonFloat, "spearman_rho": JsonFloat,
+                         "scoring_time_s": JsonFloat}]},
+)
 
 
 def _trial_record(outcome: Outcome, sizes: tuple[int, ...]) -> dict[str, Any]:

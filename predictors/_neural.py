@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from evonas.config import MAX_ARCHS, MAX_BATCH_SIZE, MAX_COUNT
 from evonas.spaces import Arch, GraphSpace, SearchSpace
 from predictors._base import (
+    MAX_DEPTH,
+    MAX_MODELS,
+    MAX_WIDTH,
     ArchPredictor,
     SpaceLike,
     check_choice,
@@ -48,12 +52,12 @@ class _TorchTrainingParams:
     random_state: int
 
     def _check_training_params(self) -> None:
-        check_int(self.epochs, "epochs", 1, owner=self)
+        check_int(self.epochs, "epochs", 1, MAX_COUNT, owner=self)
         check_number(self.lr, "lr", 0.0, low_open=True, owner=self)
         check_number(self.weight_decay, "weight_decay", 0.0, owner=self)
-        check_int(self.batch_size, "batch_size", 1, owner=self)
+        check_int(self.batch_size, "batch_size", 1, MAX_BATCH_SIZE, owner=self)
         check_number(self.val_fraction, "val_fraction", 0.0, 0.5, owner=self)
-        check_int(self.patience, "patience", 1, owner=self)
+        check_int(self.patience, "patience", 1, MAX_COUNT, owner=self)
         check_seed(self.random_state, owner=self)
 
 
@@ -193,9 +197,9 @@ class MLPEnsemblePredictor(FeatureMixin, _TorchTrainingParams, ArchPredictor):
 
     def _check_params(self, space: SearchSpace) -> None:
         self._check_training_params()
-        check_int(self.n_models, "n_models", 1, owner=self)
-        check_int(self.hidden, "hidden", 1, owner=self)
-        check_int(self.layers, "layers", 0, owner=self)
+        check_int(self.n_models, "n_models", 1, MAX_MODELS, owner=self)
+        check_int(self.hidden, "hidden", 1, MAX_WIDTH, owner=self)
+        check_int(self.layers, "layers", 0, MAX_DEPTH, owner=self)
         check_number(self.dropout, "dropout", 0.0, 0.95, owner=self)
         self._check_feature_params(space)
 
@@ -300,8 +304,8 @@ class GNNPredictor(_TorchTrainingParams, ArchPredictor):
     def _check_params(self, space: SearchSpace) -> None:
         self._check_training_params()
         check_choice(self.conv, "conv", _CONVS, owner=self)
-        check_int(self.hidden, "hidden", 1, owner=self)
-        check_int(self.layers, "layers", 1, owner=self)
+        check_int(self.hidden, "hidden", 1, MAX_WIDTH, owner=self)
+        check_int(self.layers, "layers", 1, MAX_DEPTH, owner=self)
         check_number(self.dropout, "dropout", 0.0, 0.95, owner=self)
 
     def fit(self, archs: Sequence[Any], y: Any) -> GNNPredictor:
@@ -429,12 +433,12 @@ class GAEPredictor(_TorchTrainingParams, ArchPredictor):
     def _check_params(self, space: SearchSpace) -> None:
         self._check_training_params()
         check_choice(self.conv, "conv", _CONVS, owner=self)
-        check_int(self.hidden, "hidden", 1, owner=self)
-        check_int(self.latent, "latent", 1, owner=self)
-        check_int(self.layers, "layers", 1, owner=self)
+        check_int(self.hidden, "hidden", 1, MAX_WIDTH, owner=self)
+        check_int(self.latent, "latent", 1, MAX_WIDTH, owner=self)
+        check_int(self.layers, "layers", 1, MAX_DEPTH, owner=self)
         check_choice(self.pretrain, "pretrain", (True, False), owner=self)
-        check_int(self.pretrain_archs, "pretrain_archs", 1, owner=self)
-        check_int(self.pretrain_epochs, "pretrain_epochs", 1, owner=self)
+        check_int(self.pretrain_archs, "pretrain_archs", 1, MAX_ARCHS, owner=self)
+        check_int(self.pretrain_epochs, "pretrain_epochs", 1, MAX_COUNT, owner=self)
         check_number(self.recon_weight, "recon_weight", 0.0, owner=self)
         check_choice(self.semi_supervised, "semi_supervised", (True, False), owner=self)
 

@@ -168,7 +168,8 @@ def zero_cost_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     last: list[dict[str, Any]] = []
     for r in records:
         if r.get("type") == "zero_cost":
-            last = list(r["rows"])
+            last = [{**row, **{k: float(row[k]) for k in ("kendall_tau", "spearman_rho", "scoring_time_s")}}
+                    for row in r["rows"]]
     return last
 
 

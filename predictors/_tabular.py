@@ -16,9 +16,22 @@ from typing import Any
 import numpy as np
 
 from evonas.spaces import Arch, SearchSpace
-from predictors._base import ArchPredictor, SpaceLike, check_choice, check_int, check_number, check_seed, float32_resolution
+from evonas.config import MAX_ARCHS
+from predictors._base import (
+    MAX_DEPTH,
+    ArchPredictor,
+    SpaceLike,
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+    float32_resolution,
+)
 from predictors._features import FeatureMixin
 from predictors._zc_scorer import ZeroCostScorer
+
+MAX_ESTIMATORS = 100_000
+"""Most trees of a forest or boosting predictor."""
 
 
 class _SklearnPredictor(FeatureMixin, ArchPredictor):
@@ -145,9 +158,9 @@ class RandomForestPredictor(_SklearnPredictor):
         self.space = space
 
     def _check_model_params(self) -> None:
-        check_int(self.n_estimators, "n_estimators", 1, owner=self)
+        check_int(self.n_estimators, "n_estimators", 1, MAX_ESTIMATORS, owner=self)
         check_number(self.max_features, "max_features", 0.0, 1.0, low_open=True, owner=self)
-        check_int(self.min_samples_leaf, "min_samples_leaf", 1, owner=self)
+        check_int(self.min_samples_leaf, "min_samples_leaf", 1, MAX_ARCHS, owner=self)
 
     def _make_model(self) -> Any:
         from sklearn.ensemble import RandomForestRegressor
@@ -209,9 +222,9 @@ class GradientBoostingPredictor(_SklearnPredictor):
         self.space = space
 
     def _check_model_params(self) -> None:
-        check_int(self.n_estimators, "n_estimators", 1, owner=self)
+        check_int(self.n_estimators, "n_estimators", 1, MAX_ESTIMATORS, owner=self)
         check_number(self.learning_rate, "learning_rate", 0.0, low_open=True, owner=self)
-        check_int(self.max_depth, "max_depth", 1, owner=self)
+        check_int(self.max_depth, "max_depth", 1, MAX_DEPTH, owner=self)
         check_number(self.subsample, "subsample", 0.0, 1.0, low_open=True, owner=self)
 
     def _make_model(self) -> Any:

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from evonas._json import json_float, jsonable
-from evonas.config import ComponentConfig, to_dict
+from evonas.config import MAX_BATCH_SIZE, MAX_SEED, ComponentConfig, to_dict
 from evonas.errors import CapabilityError, DataError, UnknownChoiceError
 from evonas.spaces import Arch, SearchSpace
 from predictors._base import ParamError, SpaceLike, check_archs, check_int, resolve_space
@@ -122,9 +122,9 @@ class ZeroCostScorer(BaseEstimator):
 
     def _settings(self) -> dict[str, Any]:
         space = self.search_space()
-        check_int(self.batch_size, "batch_size", 2, owner=self)
-        check_int(self.data_seed, "data_seed", 0, owner=self)
-        check_int(self.init_seed, "init_seed", 0, owner=self)
+        check_int(self.batch_size, "batch_size", 2, MAX_BATCH_SIZE, owner=self)
+        check_int(self.data_seed, "data_seed", 0, MAX_SEED, owner=self)
+        check_int(self.init_seed, "init_seed", 0, MAX_SEED, owner=self)
         if not isinstance(self.dataset, str):
             raise ParamError(f"invalid value {self.dataset!r} for 'dataset' of ZeroCostScorer; expected a dataset name")
         if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
@@ -310,7 +310,7 @@ def _read_cache(path: Path) -> dict[Arch, dict[str, float]]:
             tuple(int(t) for t in key.split(",")): {p: float(v) for p, v in scores.items()}
             for key, scores in data["scores"].items()
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise DataError(f"zero-cost cache {str(path)!r} is unreadable ({exc}); delete it to recompute") from None
 
 

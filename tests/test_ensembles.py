@@ -223,7 +223,7 @@ def test_metrics_bad_inputs() -> None:
     with pytest.raises(DataError, match="NaN"):
         E.accuracy(np.array([[np.nan, 0.5], [0.5, 0.5]]), [0, 1])
     with pytest.raises(ConfigError, match="invalid value 0 for 'n_bins' of expected_calibration_error; "
-                                          "expected an integer >= 1"):
+                                          r"expected an integer in \[1, \d+\]"):
         E.expected_calibration_error(probs, [0, 1], n_bins=0)
 
 

@@ -141,7 +141,7 @@ def test_scorer_rejects_bad_input(tmp_path: Path) -> None:
         ZeroCostScorer().scores([(0,) * 6], ("zen",))
     with pytest.raises(DataError, match="does not exist"):
         ZeroCostScorer(data_root=str(tmp_path / "missing.tar.gz"), cache_dir=None).scores([(1, 2, 3, 4, 0, 3)], ("naswot",))
-    with pytest.raises(ParamError, match="invalid value 1 for 'batch_size' of ZeroCostScorer; expected an integer >= 2"):
+    with pytest.raises(ParamError, match="invalid value 1 for 'batch_size' of ZeroCostScorer; expected an integer in \\[2, \\d+\\]"):
         ZeroCostScorer(batch_size=1).scores([(0,) * 6], ("params",))
 
 

@@ -301,7 +301,7 @@ def test_non_finite_objective_values_are_failures_not_winners(tmp_path, capsys, 
         "            return Evaluation({'acc': math.inf if seed % 3 else math.nan})\n"
         "        return Evaluation({'acc': float(sum(arch))})\n"
         "Odd.Config = C\n"
-        "evonas.register('evaluator', 'odd_for_test', Odd)\n"
+        f"evonas.register('evaluator', 'odd_{executor}_for_test', Odd)\n"
     )
     def argv(run: str, evaluator: str) -> list[str]:
         return ["search", "--plugin", str(plugin), "--config", str(write_config(tmp_path)), "--no-progress",
@@ -309,7 +309,7 @@ def test_non_finite_objective_values_are_failures_not_winners(tmp_path, capsys, 
                 "fitness.name=plain", "fitness.params={}", f"executor={{name: {executor}}}", f"evaluator={evaluator}"]
 
     try:
-        assert main(argv("some", "{name: odd_for_test}")) == 0
+        assert main(argv("some", f"{{name: odd_{executor}_for_test}}")) == 0
         summary = json.loads((tmp_path / "some" / "result.json").read_text())
         evals = [r for r in read_log(tmp_path / "some") if r["type"] == "eval"]
         bad = [r for r in evals if r["seed"] % 2]
@@ -317,8 +317,9 @@ def test_non_finite_objective_values_are_failures_not_winners(tmp_path, capsys, 
         assert summary["failed"] == len(bad)
         assert math.isfinite(summary["best"]["metrics"]["acc"])
         capsys.readouterr()
-        code = main(argv("all", "{name: odd_for_test, params: {always: true}}"))
+        code = main(argv("all", f"{{name: odd_{executor}_for_test, params: {{always: true}}}}"))
     finally:
-        EVALUATORS.unregister("odd_for_test")
+        # a distinct name per module: Ray workers import every plugin this process loaded
+        EVALUATORS.unregister(f"odd_{executor}_for_test")
     last = capsys.readouterr().err.strip().splitlines()[-1]  # Ray may log lines of its own before it
     assert code == 1 and last.startswith("evonas: error:") and "objective 'acc' is" in last

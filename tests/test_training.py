@@ -55,7 +55,7 @@ def _net(seed: int, splits: DataSplits, arch=GOOD, C: int = 4) -> NB201Network:
 
 # --------------------------------------------------------------------------- configs
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"epochs": 0}, "invalid value 0 for 'train.epochs'; expected an integer >= 1"),
+    ({"epochs": 0}, "invalid value 0 for 'train.epochs'; expected an integer in \\[1, 1000000000\\]"),
     ({"optim": {"lr": -0.1}}, r"invalid value -0.1 for 'train.optim.lr'; expected a finite number > 0"),
     ({"optim": {"momentum": 1.0}}, r"invalid value 1.0 for 'train.optim.momentum'; expected a finite number in \[0, 1\)"),
     ({"optim": {"momentum": 0.0}}, "Nesterov momentum needs momentum > 0"),
@@ -64,9 +64,9 @@ def _net(seed: int, splits: DataSplits, arch=GOOD, C: int = 4) -> NB201Network:
     ({"optim": {"label_smoothing": 1.0}}, r"for 'train.optim.label_smoothing'; expected a finite number in \[0, 1\)"),
     ({"compute": {"device": "gpu"}}, "invalid device 'gpu'; valid devices: auto, cpu, cuda, cuda:N"),
     ({"compute": {"amp": "yes"}}, "invalid value 'yes' for 'train.compute.amp'; expected 'auto', true or false"),
-    ({"num_workers": -1}, "invalid value -1 for 'train.num_workers'; expected an integer >= 0"),
-    ({"compute": {"num_threads": 0}}, "invalid value 0 for 'train.compute.num_threads'; expected an integer >= 1 or null"),
-    ({"val_every": 0}, "invalid value 0 for 'train.val_every'; expected an integer >= 1"),
+    ({"num_workers": -1}, "invalid value -1 for 'train.num_workers'; expected an integer in \\[0, 1024\\]"),
+    ({"compute": {"num_threads": 0}}, "invalid value 0 for 'train.compute.num_threads'; expected an integer in \\[1, 1024\\] or null"),
+    ({"val_every": 0}, "invalid value 0 for 'train.val_every'; expected an integer in \\[1, 1000000000\\]"),
     ({"lr": 0.1}, "unknown key 'train.lr'; valid keys: batch_size, compute, epochs, eval_batch_size, num_workers, optim, val_every"),
 ])
 def test_train_config_rejects_bad_values(changes, message):
@@ -269,7 +269,7 @@ def test_training_evaluator_config():
     }, "evaluator")
     ev = build_training(cfg, space=SPACE)
     assert (ev.dataset.val_fraction, ev.train.epochs, ev.network.params) == (0.2, 1, {"channels": 8, "cells_per_stage": 1})
-    with pytest.raises(ConfigError, match="invalid value 0 for 'evaluator.network.params.channels'; expected an integer >= 1"):
+    with pytest.raises(ConfigError, match="invalid value 0 for 'evaluator.network.params.channels'; expected an integer in \\[1, 256\\]"):
         from_dict(TrainingEvaluatorConfig, {"network": {"name": "nb201", "params": {"channels": 0}}}, "evaluator")
     with pytest.raises(ConfigError, match="unknown key 'evaluator.train.epoch'"):
         from_dict(TrainingEvaluatorConfig, {"train": {"epoch": 1}}, "evaluator")

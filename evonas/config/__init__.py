@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from evonas.config._checks import Checked, IsPath, Range, Registered, check_choice, check_int, check_number
+from evonas.config._checks import (
+    MAX_ARCHS,
+    MAX_BATCH_SIZE,
+    MAX_COUNT,
+    MAX_POPULATION,
+    MAX_SEED,
+    MAX_WORKERS,
+    Checked,
+    IsPath,
+    Range,
+    Registered,
+    check_choice,
+    check_int,
+    check_number,
+)
 from evonas.config._loader import (
     CliStr,
     ComponentConfig,
@@ -12,9 +26,17 @@ from evonas.config._loader import (
     parse_yaml,
     read_yaml,
     to_dict,
+    type_name,
+    yaml_mapping,
 )
 
 __all__ = [
+    "MAX_ARCHS",
+    "MAX_BATCH_SIZE",
+    "MAX_COUNT",
+    "MAX_POPULATION",
+    "MAX_SEED",
+    "MAX_WORKERS",
     "Checked",
     "CliStr",
     "ComponentConfig",
@@ -30,4 +52,6 @@ __all__ = [
     "parse_yaml",
     "read_yaml",
     "to_dict",
+    "type_name",
+    "yaml_mapping",
 ]

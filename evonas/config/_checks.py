@@ -27,6 +27,22 @@ from typing import Any
 
 from evonas.errors import ConfigError, EvonasError
 
+# Upper bounds of values that size work or memory. A value beyond them is a typo or an
+# attack (``channels: 100000000000000000000``), refused with the valid range before anything
+# is allocated; each is far above what any run of this package needs.
+MAX_SEED = 2**32 - 1
+"""Largest seed (NumPy's legacy and scikit-learn's ``random_state`` limit)."""
+MAX_BATCH_SIZE = 65_536
+"""Largest batch of images (or architectures) processed at once."""
+MAX_WORKERS = 1024
+"""Most CPU threads, worker processes or actors."""
+MAX_POPULATION = 100_000
+"""Largest population of an evolutionary strategy (and tournament)."""
+MAX_ARCHS = 1_000_000
+"""Most architectures held at once: rounds, memories, pools, archives, caches, test sets."""
+MAX_COUNT = 10**9
+"""Largest count of things done one after another: steps, epochs, evaluations, images."""
+
 
 def _describe(where: str, owner: str | None) -> str:
     return f"{where!r}" if owner is None else f"{where!r} of {owner}"

@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 import yaml
 
 from evonas.config._checks import IsPath, Range, Registered, field_markers, is_int_type, is_optional_type
-from evonas.errors import ConfigError
+from evonas.errors import ConfigError, EvonasError
 
 C = TypeVar("C")
 
@@ -64,8 +64,51 @@ class CliStr(str):
 
 
 # ------------------------------------------------------------------------------ YAML
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of mappings and lists that evonas reads from a YAML file or value."""
+
+
+class YAMLAliasError(yaml.YAMLError):
+    """A YAML text uses an alias (``*name``), which evonas never expands.
+
+    A few hundred bytes of nested aliases expand to gigabytes ("billion laughs"), and no
+    config or run-directory file needs them: write the value out instead.
+    """
+
+    def __init__(self, alias: str, line: int) -> None:
+        self.alias = alias
+        self.line = line
+        super().__init__(f"alias *{alias} at line {line}")
+
+
+class YAMLDepthError(yaml.YAMLError):
+    """A YAML text nests mappings or lists deeper than :data:`MAX_YAML_DEPTH`."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(f"nested deeper than {MAX_YAML_DEPTH} levels at line {line}")
+
+
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-3`` and ``1e6`` as floats (YAML 1.2 style)."""
+    """``yaml.SafeLoader`` that also reads ``1e-3`` and ``1e6`` as floats (YAML 1.2 style),
+    refuses aliases (:class:`YAMLAliasError`) and bounds the nesting depth
+    (:class:`YAMLDepthError`), so the parsed value is never larger than the text."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise YAMLAliasError(str(event.anchor), event.start_mark.line + 1)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise YAMLDepthError(event.start_mark.line + 1)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.add_implicit_resolver(
@@ -75,9 +118,60 @@ _Loader.add_implicit_resolver(
 )
 
 
+class YAMLValueError(yaml.YAMLError):
+    """A YAML scalar that Python cannot hold (an integer of thousands of digits)."""
+
+
 def parse_yaml(text: str) -> Any:
-    """``yaml.safe_load`` with exponent floats; raises ``yaml.YAMLError`` on bad input."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader subclass
+    """``yaml.safe_load`` with exponent floats, without aliases and nested at most
+    :data:`MAX_YAML_DEPTH` levels; raises ``yaml.YAMLError`` (:class:`YAMLAliasError`,
+    :class:`YAMLDepthError`, :class:`YAMLValueError`) on bad input."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader subclass
+    except ValueError as exc:  # raised by int() for numbers beyond sys.get_int_max_str_digits()
+        raise YAMLValueError(str(exc)) from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong with a YAML text, for a message that names the text first."""
+    if isinstance(exc, YAMLAliasError):
+        return f"uses the YAML alias *{exc.alias} at line {exc.line}; evonas does not expand aliases, write the value out"
+    if isinstance(exc, YAMLDepthError):
+        return f"nests mappings or lists deeper than {MAX_YAML_DEPTH} levels (line {exc.line})"
+    if isinstance(exc, YAMLValueError):
+        return f"holds a value Python cannot read ({exc})"
+    mark = getattr(exc, "problem_mark", None)
+    return "is not valid YAML" + (f" at line {mark.line + 1}" if mark is not None else "")
+
+
+def yaml_mapping(data: bytes, what: str, error: type[EvonasError] = ConfigError) -> dict[str, Any]:
+    """The mapping a YAML file holds, read from its bytes (an empty file is an error: write ``{}``).
+
+    Args:
+        data: The file's bytes (UTF-8).
+        what: The file in messages, e.g. ``"config file '/x/a.yaml'"``.
+        error: The exception class to raise.
+
+    Raises:
+        EvonasError: ``error`` when the bytes are not UTF-8, not YAML (or use aliases or
+            nest too deep) or not a mapping.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        value = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {yaml_problem(exc)}") from None
+    if value is None:
+        raise error(f"{what} is empty (or null); it must hold a mapping of keys to values")
+    if not isinstance(value, dict):
+        held = {list: "a list", str: "a string", int: "an integer", float: "a number", bool: "a boolean"}.get(
+            type(value), type(value).__name__
+        )
+        raise error(f"{what} must hold a mapping of keys to values; it holds {held} ({value!r:.60})")
+    return value
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -85,25 +179,15 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"config file {str(p)!r} is a directory; give the path of a YAML file")
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} is not a regular file; give the path of a YAML file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (byte {exc.start})") from None
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror}") from None
-    try:
-        data = parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML{at}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of keys to values")
-    return data
+    return yaml_mapping(data, f"config file {str(p)!r}")
 
 
 # ------------------------------------------------------------------------- overrides
@@ -135,8 +219,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             raise ConfigError(f"override {item!r} has an empty key part")
         try:
             value = parse_yaml(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: value {raw!r} is not valid YAML") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r:.200}: value {raw!r:.100} {yaml_problem(exc)}") from None
         node: Any = out
         for p in parts[:-1]:
             node = _child(node, p, item)
@@ -308,6 +392,11 @@ def _entry_config(entry: Any, params: Any, where: str, base: Any) -> Any:
     return from_dict(config_cls, params, where, base)
 
 
+def type_name(tp: Any) -> str:
+    """How a field type is named in error messages (``an integer``, ``a list of numbers``, ...)."""
+    return _type_name(tp)
+
+
 def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "null"
@@ -377,7 +466,8 @@ def _coerce(value: Any, tp: Any, path: str, base: Any) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"invalid value {value!r} for {path!r}; expected a mapping")
-        return dict(value)
+        key_tp, item_tp = typing.get_args(tp) or (Any, Any)
+        return {_coerce(k, key_tp, path, base): _coerce(v, item_tp, _join(path, str(k)), base) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"invalid value {value!r} for {path!r}; expected true or false")

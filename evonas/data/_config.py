@@ -11,6 +11,10 @@ from evonas.config import IsPath, check_int, check_number
 from evonas.data._sources import DATASETS, source_options
 from evonas.errors import ConfigError
 
+MAX_IMAGE_SIZE = 4096
+"""Largest side an image folder is resized to (``image_size``): every image is decoded at
+this size into memory before training."""
+
 
 @dataclass(frozen=True)
 class DatasetConfig:
@@ -65,7 +69,7 @@ class DatasetConfig:
         if self.image_size is not None:
             if "image_size" not in options:
                 raise ConfigError(f"dataset {self.name!r} does not take image_size; got {self.image_size!r}")
-            check_int(self.image_size, "image_size", 1, optional=True)
+            check_int(self.image_size, "image_size", 1, MAX_IMAGE_SIZE, optional=True)
         for key in ("mean", "std"):
             value = getattr(self, key)
             if value is not None:

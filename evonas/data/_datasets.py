@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from evonas.data._sources import DATASETS, SourceImages, as_path, source_options
 from evonas.data._tensors import ImageTensorDataset, seed_worker
-from evonas.config import check_int, check_number
+from evonas.config import MAX_COUNT, MAX_SEED, check_int, check_number
 from evonas.errors import ConfigError
 
 Split = Literal["train", "val", "test"]
@@ -231,9 +231,9 @@ def _check_split_args(
 ) -> None:
     check_number(val_fraction, "val_fraction", 0, 1, high_open=True)
     check_number(test_fraction, "test_fraction", 0, 1, low_open=True, high_open=True, optional=True)
-    check_int(seed, "seed", 0)
+    check_int(seed, "seed", 0, MAX_SEED)
     for key, value in (("max_train", max_train), ("max_val", max_val), ("max_test", max_test)):
-        check_int(value, key, 1, optional=True)
+        check_int(value, key, 1, MAX_COUNT, optional=True)
 
 
 def _split(

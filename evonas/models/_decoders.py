@@ -18,6 +18,7 @@ from torch import nn
 
 from evonas._registry import Component, Registry, entry_for_space
 from evonas.config import Checked, ComponentConfig, Range
+from evonas.models._nb201_net import MAX_CELLS_PER_STAGE, MAX_CHANNELS
 from evonas.spaces import Arch, SearchSpace
 
 DECODERS: Registry[Any] = Registry("decoder")
@@ -33,8 +34,8 @@ class NB201NetworkConfig(Checked):
         cells_per_stage: ``N``, cells per stage (5 in the benchmark).
     """
 
-    channels: Annotated[int, Range(1)] = 16
-    cells_per_stage: Annotated[int, Range(1)] = 5
+    channels: Annotated[int, Range(1, MAX_CHANNELS)] = 16
+    cells_per_stage: Annotated[int, Range(1, MAX_CELLS_PER_STAGE)] = 5
 
 
 def _nb201_network(

@@ -26,6 +26,15 @@ _NONE = OP_NAMES.index("none")
 
 Plan = tuple[tuple[int, tuple[tuple[int, str, int], ...]], ...]
 
+MAX_CHANNELS = 256
+"""Largest ``C`` (channels of the first stage) of NAS-Bench-201 networks and supernets.
+
+The benchmark uses 16; the last stage has ``4 C`` channels, so ``C = 256`` with
+:data:`MAX_CELLS_PER_STAGE` cells already means billions of weights. The bound refuses
+sizes that would exhaust memory before anything is trained."""
+MAX_CELLS_PER_STAGE = 32
+"""Largest ``N`` (cells per stage) of NAS-Bench-201 networks and supernets (the benchmark uses 5)."""
+
 
 @lru_cache(maxsize=None)
 def cell_plan(arch: Arch) -> Plan:
@@ -121,7 +130,8 @@ class NB201Network(nn.Module):
 
     Raises:
         ArchError: ``arch`` is not a valid nb201 genotype.
-        ConfigError: A size is not a positive integer.
+        ConfigError: A size is not a positive integer, or C or N is beyond its bound
+            (:data:`~evonas.models.MAX_CHANNELS`, :data:`~evonas.models.MAX_CELLS_PER_STAGE`).
 
     Shapes:
         ``(B, in_channels, H, W) -> (B, num_classes)``; images of any size of at least
@@ -138,7 +148,9 @@ class NB201Network(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        for name, value in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels)):
+        check_int(C, "C", 1, MAX_CHANNELS, owner="NB201Network")
+        check_int(N, "N", 1, MAX_CELLS_PER_STAGE, owner="NB201Network")
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
             check_int(value, name, 1, owner="NB201Network")
         self.arch = validate_nb201(arch)
         self.C, self.N, self.num_classes, self.in_channels = C, N, num_classes, in_channels

@@ -15,8 +15,20 @@ from typing import Annotated, Any, Literal
 
 from ensembles._config import CandidatesConfig, EnsembleConfig, PrunerSpec, _default_pruners
 from ensembles._diversity import DIVERSITY
-from ensembles._metrics import DEFAULT_ECE_BINS
-from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered, from_dict, to_dict
+from ensembles._metrics import DEFAULT_ECE_BINS, MAX_ECE_BINS
+from evonas.config import (
+    MAX_ARCHS,
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_WORKERS,
+    Checked,
+    ComponentConfig,
+    IsPath,
+    Range,
+    Registered,
+    from_dict,
+    to_dict,
+)
 from evonas.data import DatasetConfig
 from evonas.errors import ConfigError
 from evonas.fitness import Objective
@@ -65,8 +77,8 @@ class SupernetStage(Checked):
     train: SupernetTrainConfig = field(default_factory=SupernetTrainConfig)
     evaluation: SupernetEvalConfig = field(default_factory=SupernetEvalConfig)
     proxy: ProxyConfig = field(default_factory=lambda: ProxyConfig(every=0, final_round=True, archs_per_round=50))
-    checkpoint_every: Annotated[int, Range(1)] = 200
-    log_every: Annotated[int, Range(1)] = 50
+    checkpoint_every: Annotated[int, Range(1, MAX_COUNT)] = 200
+    log_every: Annotated[int, Range(1, MAX_COUNT)] = 50
     dataset: DatasetConfig | None = None
     space: Annotated[ComponentConfig | None, Registered("space")] = None
 
@@ -98,13 +110,13 @@ class SearchStage(Checked):
     """
 
     score: Literal["proxy", "supernet"] = "proxy"
-    actors: Annotated[int, Range(0)] = 0
+    actors: Annotated[int, Range(0, MAX_WORKERS)] = 0
     fitness: FitnessConfig = field(default_factory=_default_fitness)
     strategy: Annotated[ComponentConfig, Registered("strategy")] = _component(
         "rea", population_size=20, tournament_size=5
     )
     budget: Budget = field(default_factory=lambda: Budget(evaluations=1000))
-    checkpoint_every: Annotated[int, Range(1)] = 20
+    checkpoint_every: Annotated[int, Range(1, MAX_COUNT)] = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -131,8 +143,8 @@ class FinalStage(Checked):
             after BN recalibration) and keep the best ``members`` of them.
     """
 
-    members: Annotated[int, Range(1)] = 6
-    rescore: Annotated[int, Range(0)] = 0
+    members: Annotated[int, Range(1, MAX_ARCHS)] = 6
+    rescore: Annotated[int, Range(0, MAX_ARCHS)] = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -159,7 +171,7 @@ class EnsembleStage(Checked):
 
     pruners: tuple[PrunerSpec, ...] = field(default_factory=_default_pruners)
     diversity: tuple[str, ...] = field(default_factory=lambda: tuple(DIVERSITY.names()))
-    ece_bins: Annotated[int, Range(1)] = DEFAULT_ECE_BINS
+    ece_bins: Annotated[int, Range(1, MAX_ECE_BINS)] = DEFAULT_ECE_BINS
     export: str | None = None
 
     def __post_init__(self) -> None:
@@ -206,7 +218,7 @@ class PipelineConfig(Checked):
     search: SearchStage = field(default_factory=SearchStage)
     final: FinalStage = field(default_factory=FinalStage)
     ensemble: EnsembleStage = field(default_factory=EnsembleStage)
-    seed: Annotated[int, Range(0)] = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     run_dir: Annotated[str | None, IsPath()] = None
     progress: bool = True
 

@@ -38,7 +38,17 @@ from evonas.pipeline._config import (
     search_config,
     supernet_config,
 )
-from evonas.runs import RESULT, RunDir, RunKind, RunResult, resume_run, run_kind, run_stage, start_run
+from evonas.runs import (
+    RESULT,
+    RunDir,
+    RunKind,
+    RunResult,
+    declare_records,
+    resume_run,
+    run_kind,
+    run_stage,
+    start_run,
+)
 from evonas.spaces import SearchSpace
 from evonas.strategies import STRATEGIES
 from evonas.supernet._config import SupernetRunConfig
@@ -72,6 +82,9 @@ def _stage_header(index: int, name: str, text: str, progress: bool) -> None:
         from tqdm import tqdm
 
         tqdm.write(f"[{index}/5] {name}: {text}")
+
+
+declare_records("pipeline", rescore={"kept": list[str], "scores": list[dict[str, Any]]})
 
 
 class PipelineRun(RunKind):

@@ -9,12 +9,14 @@ from evonas.runs._lifecycle import (
     default_run_dir,
     open_run,
     raise_if_failed,
+    read_summary,
     report_run,
     resume_run,
     run_kind,
     run_stage,
     start_run,
 )
+from evonas.runs._records import declare_records
 from evonas.runs._rundir import (
     CHECKPOINT,
     CONFIG,
@@ -38,10 +40,12 @@ __all__ = [
     "RunKind",
     "RunResult",
     "atomic_write_bytes",
+    "declare_records",
     "default_run_dir",
     "key_file",
     "open_run",
     "raise_if_failed",
+    "read_summary",
     "package_versions",
     "report_run",
     "resume_run",

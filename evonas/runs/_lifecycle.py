@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from evonas._registry import Registry, resolve_import
 from evonas.config import apply_overrides, from_dict, load_config, to_dict
-from evonas.errors import ConfigError, RunDirError, RunFailedError
+from evonas.errors import ConfigError, RunDirError, RunFailedError, one_line_error
 from evonas.runs._rundir import CONFIG, LOG, META, RESULT, RunDir
 
 
@@ -167,6 +167,27 @@ def _execute(rk: RunKind, run: RunDir, config: Any, prepared: Any, resume: bool,
     return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
 
 
+def read_summary(rk: RunKind, run: RunDir) -> dict[str, Any]:
+    """The summary of a finished run (``result.json``), checked to be one ``rk`` can show and judge.
+
+    Raises:
+        RunDirError: ``result.json`` is missing, not JSON, or not a summary of a ``rk`` run.
+    """
+    summary = run.read_json(RESULT)
+    try:
+        if not isinstance(summary, dict):
+            raise TypeError(f"a JSON {type(summary).__name__}, not an object")
+        rk.format_summary(summary, run.path)
+        rk.failure(summary)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # formatting a summary read from disk fails only on a malformed summary
+        raise RunDirError(
+            f"{str(run.path / RESULT)!r} is not the summary of a {rk.name} run ({one_line_error(exc)}); "
+            f"restore it, or delete it and resume the run to write it again"
+        ) from None
+    return summary
+
+
 def raise_if_failed(rk: RunKind, summary: dict[str, Any], run_dir: Path) -> None:
     """Raise :class:`RunFailedError` when ``rk`` judges the finished run a failure."""
     reason = rk.failure(summary)
@@ -188,7 +209,9 @@ def open_run(run_dir: str | os.PathLike[str], kind: str | None = None) -> tuple[
         raise RunDirError(
             f"run directory {str(run.path)!r} holds a {recorded!r} run; known kinds: {', '.join(RUN_KINDS.names())}"
         )
-    return run, run_kind(str(recorded))
+    rk = run_kind(str(recorded))
+    run.read_log()  # an edited or malformed log is refused before anything reads the run
+    return run, rk
 
 
 def _check_extendable(rk: RunKind, overrides: list[str] | tuple[str, ...]) -> None:
@@ -230,7 +253,7 @@ def resume_run(
         config: Any = from_dict(rk.Config, apply_overrides(stored, overrides))
         changed = to_dict(config) != to_dict(from_dict(rk.Config, stored))
         if rk.finished(run) and not changed:
-            summary = run.read_json(RESULT)
+            summary = read_summary(rk, run)
             run.close()
             return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
         prepared = rk.prepare(config)
@@ -291,7 +314,7 @@ def run_stage(
                 "it; restore the run's config.yaml or start a new run"
             )
         if rk.finished(run):
-            summary = run.read_json(RESULT)
+            summary = read_summary(rk, run)
             run.close()
             raise_if_failed(rk, summary, run.path)
             return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
@@ -345,6 +368,7 @@ __all__ = [
     "default_run_dir",
     "open_run",
     "raise_if_failed",
+    "read_summary",
     "report_run",
     "resume_run",
     "run_kind",

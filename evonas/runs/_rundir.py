@@ -23,6 +23,10 @@ writes its files through a symbolic link.
   rebuilds its state from the log.
 - Files are opened with ``O_NOFOLLOW`` (an entry that is a symbolic link is refused) and
   replaced atomically (:func:`atomic_write_bytes` replaces a link, never its target).
+- YAML files (``config.yaml``, ``meta.yaml`` and those of the run kinds) are read with
+  :meth:`RunDir.read_yaml`: UTF-8, a mapping, no aliases; log records are checked against
+  the fields their run kind declares (:func:`evonas.runs.declare_records`) as they are read.
+  A malformed file is a :class:`~evonas.errors.RunDirError` that names it.
 - Each log record's ``chk`` is the first 16 hex digits of the SHA-256 of the previous
   record's ``chk`` (``""`` for the first) and the record's canonical JSON without it, so a
   record edited, removed or inserted anywhere but at the end is refused on reading. It
@@ -56,7 +60,9 @@ from typing import Any
 import yaml
 
 from evonas._json import jsonable
+from evonas.config import yaml_mapping
 from evonas.errors import RunDirError, UntrustedFileError
+from evonas.runs._records import check_records
 
 CONFIG = "config.yaml"
 META = "meta.yaml"
@@ -228,6 +234,7 @@ class RunDir:
         # before checksums, continued without) and the last link of its chain.
         self._chained = True
         self._last_chk = ""
+        self._kind: str | None = None  # of meta.yaml, read when the log is first checked
 
     # ---------------------------------------------------------------------------- set-up
     @classmethod
@@ -247,7 +254,9 @@ class RunDir:
             RunDirError: ``path`` exists and is not an empty directory (nothing is touched).
         """
         p = Path(path)
-        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        if p.exists() and not p.is_dir():
+            raise RunDirError(f"run directory {str(p)!r} exists and is not a directory; choose a new one")
+        if p.exists() and any(p.iterdir()):
             raise RunDirError(
                 f"run directory {str(p)!r} already exists and is not empty; choose a new one or resume it "
                 f"with --resume {str(p)!r}"
@@ -257,6 +266,7 @@ class RunDir:
         except OSError as exc:
             raise RunDirError(f"cannot create run directory {str(p)!r}: {exc.strerror}") from None
         run = cls(p)
+        run._kind = kind
         run.lock()
         meta = {
             "kind": kind,
@@ -336,11 +346,31 @@ class RunDir:
     # ------------------------------------------------------------------------- contents
     @property
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load(self.read_bytes(CONFIG)) or {}
+        """The resolved config (``config.yaml``), a mapping (see :meth:`read_yaml`)."""
+        return self.read_yaml(CONFIG)
 
     @property
     def meta(self) -> dict[str, Any]:
-        return yaml.safe_load(self.read_bytes(META)) or {}
+        """``meta.yaml``, a mapping (see :meth:`read_yaml`)."""
+        return self.read_yaml(META)
+
+    def read_yaml(self, name: str) -> dict[str, Any]:
+        """The mapping held by the YAML entry ``name``.
+
+        Raises:
+            RunDirError: It is missing, not UTF-8, not YAML (or uses aliases), empty or not a mapping.
+            UntrustedFileError: It is a symbolic link or not a regular file.
+        """
+        return yaml_mapping(self.read_bytes(name), repr(str(self.path / name)), RunDirError)
+
+    def _log_kind(self) -> str | None:
+        """The run kind whose record declarations the log is checked against (None: no meta.yaml)."""
+        if self._kind is None:
+            if self._read_entry(META) is None:
+                return None
+            kind = self.meta.get("kind")
+            self._kind = kind if isinstance(kind, str) else ""
+        return self._kind
 
     def read_bytes(self, name: str) -> bytes:
         """The bytes of the entry ``name``.
@@ -417,8 +447,9 @@ class RunDir:
         ``repair``); a malformed line elsewhere raises RunDirError.
 
         Raises:
-            RunDirError: A line other than the last is malformed, or a record was edited,
-                removed or inserted (its checksum does not follow from the one before).
+            RunDirError: A line other than the last is malformed, a record was edited,
+                removed or inserted (its checksum does not follow from the one before), or
+                a record lacks a field its run kind declares or has one of another type.
             UntrustedFileError: The log is a symbolic link or not a regular file.
         """
         return self._scan_log(repair)[0]
@@ -444,7 +475,7 @@ class RunDir:
                     continue
                 try:
                     record = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, int digit limit
                     if i == len(lines) - 1 or (i == len(lines) - 2 and not lines[-1]):
                         cut = good_bytes
                         break
@@ -455,6 +486,7 @@ class RunDir:
                 numbers.append(i + 1)
                 good_bytes += len(line) + 1
             chained, last_chk = self._verify_chain(records, numbers)  # before the file is touched
+            check_records(self._log_kind(), zip(numbers, records), repr(str(path)))
             if repair and cut is not None:
                 os.ftruncate(fd, cut)
             elif repair and raw and not raw.endswith(b"\n"):  # a complete last record without its newline
@@ -561,7 +593,10 @@ class RunDir:
             UntrustedFileError: It is a symbolic link or not a regular file.
         """
         p = self.path / name
+        data = self.read_bytes(name)
         try:
-            return json.loads(self.read_bytes(name).decode("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return json.loads(data.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise RunDirError(f"{str(p)!r} cannot be read: {exc}") from None
+        except RecursionError:
+            raise RunDirError(f"{str(p)!r} cannot be read: it nests values too deeply") from None

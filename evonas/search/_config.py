@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered, from_dict, to_dict
+from evonas.config import MAX_COUNT, MAX_SEED, Checked, ComponentConfig, IsPath, Range, Registered, from_dict, to_dict
 from evonas.errors import ConfigError
 from evonas.evaluation import Evaluator
 from evonas.executors import Executor
@@ -98,12 +98,12 @@ class SearchConfig(Checked):
     fitness: FitnessConfig
     strategy: Annotated[ComponentConfig, Registered("strategy")]
     budget: Budget
-    seed: Annotated[int, Range(0)] = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     space: Annotated[ComponentConfig, Registered("space")] = field(default_factory=lambda: ComponentConfig("nb201"))
     executor: Annotated[ComponentConfig, Registered("executor")] = field(default_factory=lambda: ComponentConfig("serial"))
     run_dir: Annotated[str | None, IsPath()] = None
     report: str | None = None
-    checkpoint_every: Annotated[int, Range(1)] = 20
+    checkpoint_every: Annotated[int, Range(1, MAX_COUNT)] = 20
     progress: bool = True
 
 

@@ -30,13 +30,13 @@ from typing import Annotated, Any
 
 import numpy as np
 
-from evonas._json import json_float
-from evonas.config import Checked, Range
+from evonas._json import JsonFloat, json_float
+from evonas.config import MAX_COUNT, Checked, Range
 from evonas.errors import ConfigError, RunDirError, UntrustedFileError
 from evonas.evaluation import BatchEvaluator, EvalBatch, Evaluation, EvaluationWorker, Evaluator
 from evonas.executors import Executor, Outcome, Task, Worker
 from evonas.fitness import Fitness, Objective, Score
-from evonas.runs import RunDir
+from evonas.runs import RunDir, declare_records
 from evonas.spaces import Arch, SearchSpace
 from evonas.strategies import Strategy
 
@@ -60,7 +60,7 @@ class Budget(Checked):
     it (as in NAS-Bench-201's reference implementation, which keeps the last query).
     """
 
-    evaluations: Annotated[int | None, Range(1)] = None
+    evaluations: Annotated[int | None, Range(1, MAX_COUNT)] = None
     seconds: Annotated[float | None, Range(0, low_open=True)] = None
 
     def __post_init__(self) -> None:
@@ -521,6 +521,18 @@ class Search:
         if best is not None and best.values is not None:
             self._bar.set_postfix(best=f"{best.values[0]:.4g}", cands=len(st.history), refresh=False)
         self._bar.refresh()
+
+
+EVALUATION_FIELDS = {"metrics": dict[str, JsonFloat], "cost": JsonFloat, "failed": bool}
+"""The fields of :meth:`Evaluation.to_json` that :meth:`Evaluation.from_json` reads."""
+declare_records(
+    "search",
+    eval={"eval_id": int, "arch": list[int], "seed": int, "evaluation": EVALUATION_FIELDS},
+    candidate={
+        "cand_id": int, "arch": list[int], "values": list[JsonFloat] | None, "metrics": dict[str, JsonFloat],
+        "failed": bool, "num_evaluations": int, "used_evaluations": int, "used_seconds": JsonFloat,
+    },
+)
 
 
 def candidate_to_json(record: CandidateRecord, space: SearchSpace) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from deap import base, tools
 
-from evonas.config import Checked, Range
+from evonas.config import MAX_POPULATION, Checked, Range
 from evonas.spaces import Arch, CrossoverSpace, SearchSpace
 from evonas.strategies._base import FitnessValues, Strategy
 
@@ -29,7 +29,7 @@ class NSGA2Config(Checked):
             (default 1.0, which keeps every child new relative to its parents most of the time).
     """
 
-    population_size: Annotated[int, Range(2)] = 20
+    population_size: Annotated[int, Range(2, MAX_POPULATION)] = 20
     crossover_prob: Annotated[float, Range(0, 1)] = 0.9
     mutation_prob: Annotated[float, Range(0, 1)] = 1.0
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import numpy as np
 
-from evonas.config import Checked, Range
+from evonas.config import MAX_POPULATION, Checked, Range
 from evonas.spaces import Arch, SearchSpace
 from evonas.strategies._base import FitnessValues, Strategy
 
@@ -25,8 +25,8 @@ class REAConfig(Checked):
             per tournament; the fittest is the parent (default 3).
     """
 
-    population_size: Annotated[int, Range(1)] = 10
-    tournament_size: Annotated[int, Range(1)] = 3
+    population_size: Annotated[int, Range(1, MAX_POPULATION)] = 10
+    tournament_size: Annotated[int, Range(1, MAX_POPULATION)] = 3
 
 
 class RegularizedEvolution(Strategy):

@@ -15,7 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered
+from evonas.config import (
+    MAX_WORKERS,
+    Checked,
+    ComponentConfig,
+    IsPath,
+    Range,
+    Registered,
+)
 from evonas.errors import RunDirError
 from evonas.evaluation import Evaluator, with_table_metrics
 from evonas.spaces import SearchSpace
@@ -40,7 +47,7 @@ class SupernetEvaluatorConfig(Checked):
 
     run_dir: Annotated[str, IsPath()]
     device: str = "cpu"
-    actors: Annotated[int, Range(0)] = 0
+    actors: Annotated[int, Range(0, MAX_WORKERS)] = 0
     tables: tuple[Annotated[ComponentConfig, Registered("table")], ...] = ()
     report: tuple[str, ...] = ()
 

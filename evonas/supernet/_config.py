@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from evonas.config import Checked, ComponentConfig, IsPath, Range, Registered, check_int
+from evonas.config import (
+    MAX_ARCHS,
+    MAX_BATCH_SIZE,
+    MAX_COUNT,
+    MAX_SEED,
+    Checked,
+    ComponentConfig,
+    IsPath,
+    Range,
+    Registered,
+    check_int,
+)
 from evonas.data import DatasetConfig
 from evonas.training import ComputeConfig, OptimConfig
 
@@ -31,10 +42,10 @@ class SupernetTrainConfig(Checked):
             (:class:`~evonas.training.ComputeConfig`).
     """
 
-    steps: Annotated[int, Range(1)] = 1000
-    batch_size: Annotated[int, Range(1)] = 64
-    archs_per_step: Annotated[int, Range(1)] = 1
-    warmup_steps: Annotated[int, Range(0)] = 0
+    steps: Annotated[int, Range(1, MAX_COUNT)] = 1000
+    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 64
+    archs_per_step: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 1
+    warmup_steps: Annotated[int, Range(0, MAX_COUNT)] = 0
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05, grad_clip=5.0))
     compute: ComputeConfig = field(default_factory=ComputeConfig)
 
@@ -54,10 +65,10 @@ class SupernetEvalConfig(Checked):
     """
 
     bn_recalibration: bool = True
-    bn_batches: Annotated[int, Range(1)] = 4
-    val_images: Annotated[int | None, Range(1)] = 1000
-    batch_size: Annotated[int, Range(1)] = 250
-    cache_size: Annotated[int, Range(0)] = 100_000
+    bn_batches: Annotated[int, Range(1, MAX_COUNT)] = 4
+    val_images: Annotated[int | None, Range(1, MAX_COUNT)] = 1000
+    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 250
+    cache_size: Annotated[int, Range(0, MAX_ARCHS)] = 100_000
 
 
 @dataclass(frozen=True)
@@ -90,16 +101,16 @@ class ProxyConfig(Checked):
             average is steadier.
     """
 
-    every: Annotated[int, Range(0)] = 0
-    start: Annotated[int, Range(0)] = 0
-    archs_per_round: Annotated[int, Range(1)] = 20
+    every: Annotated[int, Range(0, MAX_COUNT)] = 0
+    start: Annotated[int, Range(0, MAX_COUNT)] = 0
+    archs_per_round: Annotated[int, Range(1, MAX_ARCHS)] = 20
     final_round: bool = True
     normalize: bool = True
-    min_memory: Annotated[int, Range(2)] = 20
-    memory_size: Annotated[int | None, Range(2)] = None
+    min_memory: Annotated[int, Range(2, MAX_ARCHS)] = 20
+    memory_size: Annotated[int | None, Range(2, MAX_ARCHS)] = None
     predictor: str = "gae"
     predictor_params: dict[str, Any] = field(default_factory=dict)
-    ensemble: Annotated[int, Range(1)] = 1
+    ensemble: Annotated[int, Range(1, 100)] = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -154,9 +165,9 @@ class SupernetRunConfig(Checked):
     train: SupernetTrainConfig = field(default_factory=SupernetTrainConfig)
     evaluation: SupernetEvalConfig = field(default_factory=SupernetEvalConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    seed: Annotated[int, Range(0)] = 0
-    checkpoint_every: Annotated[int, Range(1)] = 200
-    log_every: Annotated[int, Range(1)] = 50
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
+    checkpoint_every: Annotated[int, Range(1, MAX_COUNT)] = 200
+    log_every: Annotated[int, Range(1, MAX_COUNT)] = 50
     run_dir: Annotated[str | None, IsPath()] = None
     progress: bool = True
     table: Annotated[str | None, IsPath()] = None

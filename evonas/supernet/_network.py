@@ -24,7 +24,15 @@ import torch
 from torch import nn
 
 from evonas.config import check_int
-from evonas.models import OPS, NB201Network, ResNetBasicBlock, Zero, cell_plan
+from evonas.models import (
+    MAX_CELLS_PER_STAGE,
+    MAX_CHANNELS,
+    OPS,
+    NB201Network,
+    ResNetBasicBlock,
+    Zero,
+    cell_plan,
+)
 from evonas.spaces import EDGES, Arch, validate_nb201
 from evonas.spaces import OPS as OP_NAMES
 
@@ -79,7 +87,8 @@ class SuperNet(nn.Module):
         in_channels: Channels of the input images.
 
     Raises:
-        ConfigError: A size is not a positive integer.
+        ConfigError: A size is not a positive integer, or C or N is beyond its bound
+            (:data:`~evonas.models.MAX_CHANNELS`, :data:`~evonas.models.MAX_CELLS_PER_STAGE`).
 
     Shapes:
         ``forward(x, arch)``: ``(B, in_channels, H, W) -> (B, num_classes)``.
@@ -87,7 +96,9 @@ class SuperNet(nn.Module):
 
     def __init__(self, C: int = 16, N: int = 1, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
-        for name, value in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels)):
+        check_int(C, "C", 1, MAX_CHANNELS, owner="SuperNet")
+        check_int(N, "N", 1, MAX_CELLS_PER_STAGE, owner="SuperNet")
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
             check_int(value, name, 1, owner="SuperNet")
         self.C, self.N, self.num_classes, self.in_channels = C, N, num_classes, in_channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))

@@ -80,13 +80,16 @@ def make_proxy_predictor(name: str, params: dict[str, Any] | None = None, space:
 
     Raises:
         UnknownChoiceError: ``name`` is not a registered predictor.
-        ParamError: A hyper-parameter is unknown or invalid.
+        ParamError: A hyper-parameter is unknown or invalid (checked here, before any work).
     """
     from predictors import make_predictor
 
     predictor = make_predictor(name, **(params or {}))
     if space is not None and "space" in predictor.get_params(deep=False) and "space" not in (params or {}):
         predictor.set_params(space=space.name)
+    check = getattr(predictor, "check_params", None)
+    if callable(check):
+        check()
     return predictor
 
 

@@ -24,26 +24,35 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from evonas._json import jsonable
+from evonas._json import JsonFloat, jsonable
 from evonas.config import check_int, from_dict
 from evonas.data import CIFAR10_CLASSES, DataSplits, cached_splits
-from evonas.errors import CapabilityError, ConfigError, RunDirError
+from evonas.errors import (
+    CapabilityError,
+    ConfigError,
+    DataError,
+    RunDirError,
+    one_line_error,
+)
 from evonas.runs import (
     RESULT,
     RunDir,
     RunKind,
     RunResult,
+    declare_records,
+    read_summary,
     resume_run,
     start_run,
 )
-from evonas.spaces import SearchSpace, require
+from evonas.spaces import EnumerableSpace, SearchSpace, require
 from evonas.supernet._config import SupernetRunConfig
 from evonas.supernet._evaluator import SupernetEvaluator
 from evonas.supernet._proxy import PredictorEvaluator
@@ -137,6 +146,15 @@ def _save_outputs(run: RunDir, result: SupernetResult, splits: DataSplits) -> No
     run.write_bytes(WEIGHTS, buffer.getvalue())
     if result.state.predictor is not None:
         run.save_signed(PREDICTOR, result.state.predictor)
+
+
+declare_records(
+    "supernet",
+    step={"step": int, "loss": JsonFloat | None, "lr": JsonFloat},
+    proxy={"step": int, "archs": list[list[int]], "val_loss": list[JsonFloat | None],
+           "val_acc": list[JsonFloat | None], "memory": int, "fitted": bool},
+    resume={"from_step": int},
+)
 
 
 def read_records(run: RunDir) -> list[dict[str, Any]]:
@@ -251,6 +269,16 @@ def is_cifar10(splits: DataSplits) -> bool:
     return tuple(splits.classes) == CIFAR10_CLASSES and tuple(splits.image_size) == (32, 32)
 
 
+def _check_table_file(table: str | os.PathLike[str]) -> None:
+    """Raise unless ``--table`` names a file (its content is checked when it is loaded)."""
+    path = Path(table)
+    if path.is_dir():
+        raise DataError(f"--table {str(path)!r} is a directory; give the NAS-Bench-201 table file (nb201.csv.gz)")
+    if not path.is_file():
+        what = "does not exist" if not path.exists() else "is not a regular file"
+        raise DataError(f"--table {str(path)!r} {what}; give the NAS-Bench-201 table file (nb201.csv.gz)")
+
+
 def _ground_truth(space: SearchSpace, splits: DataSplits, table: str | os.PathLike[str] | None,
                   given: bool) -> Any | None:
     """The NAS-Bench-201 table when it is the ground truth of the run, else None.
@@ -269,6 +297,8 @@ def _ground_truth(space: SearchSpace, splits: DataSplits, table: str | os.PathLi
                 f"{'' if is_cifar10(splits) else 'not '}CIFAR-10 at 32x32, so NAS-Bench-201 is no ground truth for it"
             )
         return None
+    if given and table is not None:
+        _check_table_file(table)
     path = None if table is None else os.path.abspath(table)
     return TABLES.get("nb201")(NB201TableConfig(path=path), space=space)
 
@@ -302,8 +332,8 @@ def rank_run(
         val_images: Validation images per architecture.
 
     Raises:
-        ConfigError: ``num_archs`` or ``val_images`` is not a positive integer, or a
-            table was given for a run it cannot rank.
+        ConfigError: ``num_archs`` is not in ``[1, unseen architectures]``, ``val_images``
+            not in ``[1, validation images]``, or a table was given for a run it cannot rank.
         CapabilityError: The run's space is not enumerable.
         RunDirError: The run has not finished.
         DataError: The table is missing or malformed.
@@ -314,7 +344,19 @@ def rank_run(
     run, config = _open_finished(run_dir)
     space = _run_space(run, config, None)
     require(space, {"enumerable"}, "evonas supernet rank (it draws unseen architectures by ordinal)")
+    seen = _memory_archs(run)
+    unseen = cast(EnumerableSpace, space).size - len(seen)
+    if not 1 <= num_archs <= unseen:
+        raise ConfigError(
+            f"invalid value {num_archs!r} for '--num-archs'; expected an integer in [1, {unseen}] (the architectures "
+            f"of space {space.name!r} that the run's proxy memory never saw)"
+        )
     splits = cached_splits(config.dataset)
+    if val_images is not None and val_images > len(cast(Sized, splits.val)):
+        raise ConfigError(
+            f"invalid value {val_images!r} for '--val-images'; expected an integer in [1, {len(cast(Sized, splits.val))}] "
+            "(the images of the run's validation split)"
+        )
     truth = _ground_truth(space, splits, table if table is not None else config.table, given=table is not None)
     evaluator = load_supernet_evaluator(run_dir)
     if val_images is not None:
@@ -322,7 +364,7 @@ def rank_run(
 
         evaluator.config = replace(evaluator.config, val_images=val_images)
     predictor = load_predictor(run_dir)
-    archs = unseen_architectures(space, _memory_archs(run), config.seed, num_archs)
+    archs = unseen_architectures(space, seen, config.seed, num_archs)
     iterator: Any = archs
     if progress:
         from tqdm.auto import tqdm
@@ -428,6 +470,9 @@ def write_report(run: RunDir) -> str:
     rounds = [r for r in records if r.get("type") == "proxy"]
     if not steps:
         raise RunDirError(f"run directory {str(run.path)!r} has no step records yet")
+    # every file the report shows is checked before anything is drawn
+    summary = read_summary(SUPERNET, run) if (run.path / RESULT).exists() else None
+    ranking = _ranking_text(run) if (run.path / RANK).exists() else None
 
     fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
     ax.plot([r["step"] for r in steps], [_num(r["loss"]) for r in steps], ".-", color="C0")
@@ -459,7 +504,7 @@ def write_report(run: RunDir) -> str:
         plt.close(fig)
         pictures.append(PROXY_PLOT)
 
-    finished = (run.path / RESULT).exists()
+    finished = summary is not None
     lines = [f"# Supernet report: {run.path.name}", ""]
     lines.append(f"- space: `{config.space.name}` {config.space.params or ''}")
     lines.append(f"- supernet: `{config.supernet.name}` {config.supernet.params or ''}")
@@ -467,8 +512,8 @@ def write_report(run: RunDir) -> str:
     lines.append(f"- dataset: `{config.dataset.name}`; seed: {config.seed}")
     lines.append(f"- steps: {steps[-1]['step']} of {config.train.steps}; status: {'finished' if finished else 'in progress'}")
     lines.append("")
-    if finished:
-        lines += ["## Summary", "", "```", format_train_summary(run.read_json(RESULT)), "```", ""]
+    if summary is not None:
+        lines += ["## Summary", "", "```", format_train_summary(summary), "```", ""]
     if rounds:
         lines += ["## Proxy rounds", "", "| step | architectures | mean val_loss | mean val_acc | memory | predictor fitted |",
                   "| --- | --- | --- | --- | --- | --- |"]
@@ -479,12 +524,28 @@ def write_report(run: RunDir) -> str:
                 f"{np.nanmean([_num(v) for v in r['val_acc']]):.2f} | {r['memory']} | {r['fitted']} |"
             )
         lines.append("")
-    if (run.path / RANK).exists():
-        lines += ["## Ranking (`evonas supernet rank`)", "", "```", format_rank(run.read_json(RANK)), "```", ""]
+    if ranking is not None:
+        lines += ["## Ranking (`evonas supernet rank`)", "", "```", ranking, "```", ""]
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in pictures] + [""]
     text = "\n".join(lines)
     run.write_text("report.md", text)
     return text
+
+
+def _ranking_text(run: RunDir) -> str:
+    """``rank.json`` formatted for the report.
+
+    Raises:
+        RunDirError: It is not what ``evonas supernet rank`` writes.
+    """
+    data = run.read_json(RANK)
+    try:
+        return format_rank(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunDirError(
+            f"{str(run.path / RANK)!r} is not what 'evonas supernet rank' writes ({one_line_error(exc)}); "
+            "delete it or rank the run again"
+        ) from None
 
 
 def _num(value: Any) -> float:

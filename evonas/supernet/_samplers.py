@@ -23,7 +23,15 @@ from typing import Annotated, Any, ClassVar, cast
 import numpy as np
 
 from evonas._registry import Registry
-from evonas.config import Checked, ComponentConfig, Range, Registered, from_dict
+from evonas.config import (
+    MAX_ARCHS,
+    MAX_COUNT,
+    Checked,
+    ComponentConfig,
+    Range,
+    Registered,
+    from_dict,
+)
 from evonas.errors import ConfigError
 from evonas.spaces import Arch, FixedLengthSpace, SearchSpace, require
 
@@ -146,11 +154,11 @@ class NoveltyConfig(Checked):
         archive_size: Most recent proposals kept in the archive (5000).
     """
 
-    k: Annotated[int, Range(1)] = 3
-    num_candidates: Annotated[int, Range(1)] = 16
-    max_edits: Annotated[int, Range(1)] = 2
-    warmup_steps: Annotated[int, Range(0)] = 100
-    archive_size: Annotated[int, Range(1)] = 5000
+    k: Annotated[int, Range(1, MAX_ARCHS)] = 3
+    num_candidates: Annotated[int, Range(1, MAX_ARCHS)] = 16
+    max_edits: Annotated[int, Range(1, MAX_COUNT)] = 2
+    warmup_steps: Annotated[int, Range(0, MAX_COUNT)] = 100
+    archive_size: Annotated[int, Range(1, MAX_ARCHS)] = 5000
 
 
 @SAMPLERS.register("novelty")
@@ -239,7 +247,7 @@ class ImportanceConfig(Checked):
 
     explore: Annotated[float, Range(0, 1)] = 0.5
     temperature: Annotated[float, Range(0, low_open=True)] = 1.0
-    num_reference: Annotated[int, Range(1)] = 64
+    num_reference: Annotated[int, Range(1, MAX_ARCHS)] = 64
 
 
 @SAMPLERS.register("importance")

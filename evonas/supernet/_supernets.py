@@ -18,6 +18,7 @@ from torch import nn
 
 from evonas._registry import Component, Registry, entry_for_space
 from evonas.config import Checked, ComponentConfig, Range
+from evonas.models import MAX_CELLS_PER_STAGE, MAX_CHANNELS
 from evonas.spaces import SearchSpace
 
 SUPERNETS: Registry[Any] = Registry("supernet")
@@ -34,8 +35,8 @@ class NB201SupernetConfig(Checked):
             a supernet quick to train on CPUs).
     """
 
-    channels: Annotated[int, Range(1)] = 16
-    cells_per_stage: Annotated[int, Range(1)] = 1
+    channels: Annotated[int, Range(1, MAX_CHANNELS)] = 16
+    cells_per_stage: Annotated[int, Range(1, MAX_CELLS_PER_STAGE)] = 1
 
 
 def _nb201_supernet(config: NB201SupernetConfig, *, space: SearchSpace, num_classes: int, in_channels: int) -> nn.Module:

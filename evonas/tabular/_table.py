@@ -224,8 +224,10 @@ def _read_json(path: Path, key: str) -> tuple[list[str], list[tuple[str, dict[st
     try:
         with _open_text(path) as fh:
             data = json.load(fh)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # ValueError: UnicodeDecodeError, JSONDecodeError
         raise DataError(f"table {str(path)!r} is not a readable JSON file: {exc}") from None
+    except RecursionError:
+        raise DataError(f"table {str(path)!r} nests JSON values too deeply to be a table") from None
     if isinstance(data, dict):
         items: list[Any] = [{key: k, **v} if isinstance(v, dict) else None for k, v in data.items()]
     else:

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from evonas.config import Checked, Range
+from evonas.config import MAX_BATCH_SIZE, MAX_COUNT, MAX_WORKERS, Checked, Range
 from evonas.errors import ConfigError
 from evonas.training._device import check_device_spec, resolve_amp, resolve_channels_last, select_device
 
@@ -86,7 +86,7 @@ class ComputeConfig(Checked):
     device: str = "auto"
     amp: Literal["auto"] | bool = "auto"
     channels_last: Literal["auto"] | bool = "auto"
-    num_threads: Annotated[int | None, Range(1)] = 1
+    num_threads: Annotated[int | None, Range(1, MAX_WORKERS)] = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,10 +122,10 @@ class TrainConfig(Checked):
         ConfigError: A value is out of range; the message quotes it.
     """
 
-    epochs: Annotated[int, Range(1)] = 10
-    batch_size: Annotated[int, Range(1)] = 64
-    eval_batch_size: Annotated[int, Range(1)] = 256
-    val_every: Annotated[int, Range(1)] = 1
-    num_workers: Annotated[int, Range(0)] = 0
+    epochs: Annotated[int, Range(1, MAX_COUNT)] = 10
+    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 64
+    eval_batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 256
+    val_every: Annotated[int, Range(1, MAX_COUNT)] = 1
+    num_workers: Annotated[int, Range(0, MAX_WORKERS)] = 0
     optim: OptimConfig = field(default_factory=OptimConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
