@@ -92,6 +92,8 @@ def test_pipeline_stages_are_runs_of_their_kind(finished: Path) -> None:
     # the final candidates are distinct functions, best first, taken from the search
     assert len({m["arch"] for m in members}) == len(members)
     assert summary["pick"]["arch"] == members[0]["arch"]
+    best = json.loads((finished / "search" / "result.json").read_text())["best"]
+    assert summary["pick"]["fitness"] == best["metrics"]["fitness/proxy_val_loss"]  # in the metric's own sign
     result = summary["result"]
     assert set(result["members"]) <= {m["name"] for m in members}
     assert 0 < result["test_acc"] <= 100

@@ -294,11 +294,10 @@ def _summary(
     objective = config.search.fitness.objectives[0]
     best = search.summary.get("best") or {}
     pick_metrics = best.get("metrics") or {}
-    signed = pick_metrics.get(f"fitness/{objective.metric}")
     pick = {
         "arch": best.get("arch"),
-        # the fitness in the metric's own units (the search stores it signed to maximise)
-        "fitness": None if signed is None else (signed if objective.direction == "max" else -float(signed)),
+        # the fitness in the metric's own units (the neighbourhood aggregate for that fitness)
+        "fitness": pick_metrics.get(f"fitness/{objective.metric}"),
         objective.metric: pick_metrics.get(objective.metric),
         "truth": {m: pick_metrics.get(m) for m in config.report},
     }
