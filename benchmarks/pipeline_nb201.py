@@ -129,15 +129,13 @@ def uniform_job(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any
     return {"seed": seed, "best": search.summary["best"], "seconds": time.perf_counter() - t0}
 
 
-def _search_variant(args: argparse.Namespace, seed: int, out: Path, name: str, score: str, evaluations: int) -> dict[str, Any]:
-    from evonas.config import load_config, to_dict
-    from evonas.pipeline import PipelineConfig
+def _search_variant(config: Any, seed: int, out: Path, name: str, score: str, evaluations: int) -> dict[str, Any]:
+    """A plain-fitness REA on this seed's supernet run, scored by ``score``."""
+    from evonas.config import from_dict, to_dict
     from evonas.pipeline._config import evaluator_section
     from evonas.runs import run_stage
     from evonas.search._config import SearchConfig
-    from evonas.config import from_dict
 
-    config = load_config(PipelineConfig, CONFIG, _overrides(args, seed))
     supernet = out / f"pipeline-s{seed}" / "supernet"
     metric = "proxy_val_loss" if score == "proxy" else "val_loss"
     data = {
@@ -159,7 +157,6 @@ def variants_job(args: argparse.Namespace, seed: int, out: Path) -> dict[str, An
     """REA on the proxy (plain), REA on inherited weights and the supernet's own top-1,
     all on the supernet of this seed's pipeline."""
     from evonas.config import load_config
-
     from evonas.pipeline import PipelineConfig
     from evonas.runs import RunDir
     from evonas.supernet._run import read_records
@@ -168,8 +165,8 @@ def variants_job(args: argparse.Namespace, seed: int, out: Path) -> dict[str, An
     budget = config.search.budget.evaluations or 3000
     weights_evals = args.weights_evals or (40 if args.quick else 300)
     out_ = {
-        "rea_proxy": _search_variant(args, seed, out, "rea-proxy", "proxy", budget),
-        "rea_weights": _search_variant(args, seed, out, "rea-weights", "supernet", weights_evals),
+        "rea_proxy": _search_variant(config, seed, out, "rea-proxy", "proxy", budget),
+        "rea_weights": _search_variant(config, seed, out, "rea-weights", "supernet", weights_evals),
     }
     run = RunDir.open(out / f"pipeline-s{seed}" / "supernet", kind="supernet")
     rounds = [r for r in read_records(run) if r.get("type") == "proxy"]

@@ -32,7 +32,6 @@ import math
 import os
 import pickle  # only for its error type: weights load with weights_only=True
 import shutil
-import stat
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     from ensembles._evaluate import EnsembleRow
+    from evonas.runs import RunDir
 
 EXPORT_FORMAT = "evonas-ensemble-export/1"
 EXPORT_FILE = "ensemble.yaml"
@@ -237,20 +237,6 @@ def _no_symlinks(root: Path, path: Path) -> None:
             raise DataError(f"{str(current)!r} is a symbolic link; an export copies only files inside the run directory")
 
 
-def _read_regular(path: Path) -> bytes:
-    """The bytes of the regular file ``path``, never through a symbolic link."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        raise DataError(f"{str(path)!r} does not exist") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {str(path)!r} (a regular file, not a symbolic link): {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise DataError(f"{str(path)!r} is not a regular file")
-        return fh.read()
-
-
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, "xb") as fh:
         fh.write(data)
@@ -298,12 +284,13 @@ def _load_weights(network: nn.Module, state: dict[str, Any], where: str) -> None
         raise DataError(f"the weights {where} do not fit the member's network: {_short(exc)}") from None
 
 
-def _gather(run_path: Path, row: EnsembleRow, preprocessing: Preprocessing, num_classes: int
+def _gather(run: RunDir, row: EnsembleRow, preprocessing: Preprocessing, num_classes: int
             ) -> tuple[list[ExportedMember], dict[str, bytes]]:
     """The exported members of ``row`` and the files to copy, checked by rebuilding each network."""
     from ensembles._members import Member
     from ensembles._training import CHECKPOINT_FILE
 
+    run_path = Path(os.path.abspath(run.path))
     weights = np.asarray(row.weights, dtype=np.float64)
     if weights.shape != (len(row.members),) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
         raise RunDirError(f"row {row.label!r} of {str(run_path)!r} has malformed weights {list(row.weights)}")
@@ -321,7 +308,7 @@ def _gather(run_path: Path, row: EnsembleRow, preprocessing: Preprocessing, num_
                 f"member {name!r} takes {member.in_channels} channels and predicts {member.num_classes} classes, "
                 f"but the run's data has {preprocessing.in_channels} channels and {num_classes} classes"
             )
-        state_bytes = _read_regular(directory / CHECKPOINT_FILE)
+        state_bytes = run.read_bytes(f"pool/members/{name}/{CHECKPOINT_FILE}")  # never through a link
         exported = ExportedMember(
             name=member.name, arch=str(member.arch_str), weight=float(weight), space=member.space,
             network=member.network, num_params=member.num_params, sha256=hashlib.sha256(state_bytes).hexdigest(),
@@ -331,7 +318,7 @@ def _gather(run_path: Path, row: EnsembleRow, preprocessing: Preprocessing, num_
         _load_weights(network, _load_state(state_bytes, where), where)
         members.append(exported)
         files[exported.weights_file] = state_bytes
-        files[exported.member_file] = _read_regular(directory / "member.yaml")
+        files[exported.member_file] = run.read_bytes(f"pool/members/{name}/member.yaml")
     return members, files
 
 
@@ -420,7 +407,7 @@ def write_export(
     )
     num_classes = int(splits.num_classes)
     classes = tuple(str(c) for c in splits.classes) or tuple(str(i) for i in range(num_classes))
-    members, files = _gather(run_path, row, preprocessing, num_classes)
+    members, files = _gather(run, row, preprocessing, num_classes)
     record = ExportRecord(
         format=EXPORT_FORMAT, label=row.label, kind=row.kind, pruner=row.pruner, members=tuple(members),
         num_classes=num_classes, classes=classes, preprocessing=preprocessing,

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evonas.config import from_dict
 from evonas.errors import EvonasError, RunDirError
 from evonas.pipeline._config import PipelineConfig, StagePaths
 from evonas.runs import RESULT, RunDir, read_summary, report_run, run_kind
 
+if TYPE_CHECKING:
+    from evonas.tabular import JoinedTable
+
 SEARCH_PNG = "search_progress.png"
 MEMBERS_PNG = "final_members.png"
 PROXY_PNG = "proxy_quality.png"
 
 
-def proxy_quality(supernet_dir: Path, config: PipelineConfig) -> list[dict[str, Any]]:
+def proxy_quality(supernet_dir: Path, config: PipelineConfig, tables: JoinedTable | None = None) -> list[dict[str, Any]]:
     """Per proxy round of the supernet stage: Kendall tau between the cells' inherited-weight
     validation loss (negated) and the ground truth of the first ``report`` metric — how well
     the supernet ranked at that point of its training (empty without tables)."""
@@ -42,7 +45,8 @@ def proxy_quality(supernet_dir: Path, config: PipelineConfig) -> list[dict[str, 
     if not rounds:
         return []
     space = config.space.build("space")
-    tables = build_tables(config.tables, space)
+    if tables is None:
+        tables = build_tables(config.tables, space)
     metric = config.report[0]
     out = []
     for r in rounds:
@@ -200,8 +204,11 @@ def _stage_report(path: Path) -> tuple[list[str], str | None]:
     return sorted(p.name for p in path.glob("*.png")), None
 
 
-def write_report(run: RunDir) -> str:
-    """Write ``report.md`` (and the pipeline's PNGs) in the pipeline run ``run``; return it."""
+def write_report(run: RunDir, tables: JoinedTable | None = None) -> str:
+    """Write ``report.md`` (and the pipeline's PNGs) in the pipeline run ``run``; return it.
+
+    ``tables`` are the run's ground-truth tables when the caller has them loaded (None:
+    loaded from the config when needed)."""
     from evonas.pipeline._run import format_summary
 
     config = from_dict(PipelineConfig, run.config)
@@ -221,7 +228,7 @@ def write_report(run: RunDir) -> str:
     lines += [f"## 1. Supernet (`supernet/`, sampler `{config.supernet.sampler.name}`)", ""]
     lines += [f"stage report: {error}", ""] if error else []
     if not error:
-        quality = proxy_quality(paths.of("supernet"), config)
+        quality = proxy_quality(paths.of("supernet"), config, tables)
         if quality:
             _draw_quality(run, PROXY_PNG, quality)
             lines += [f"Proxy rounds against the ground truth ({quality[0]['metric']}): Kendall tau of the "

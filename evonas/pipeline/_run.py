@@ -28,7 +28,7 @@ import numpy as np
 
 from ensembles._config import CandidatesConfig
 from evonas._json import json_float
-from evonas.data import DataSplits, cached_splits
+from evonas.data import cached_splits
 from evonas.errors import ConfigError, RunDirError
 from evonas.models import check_decoder
 from evonas.pipeline._config import (
@@ -63,7 +63,6 @@ class PreparedPipeline:
     """What :meth:`PipelineRun.prepare` checked and built."""
 
     space: SearchSpace
-    splits: DataSplits
     tables: JoinedTable | None
     supernet: SupernetRunConfig
     supernet_prepared: Any
@@ -97,7 +96,7 @@ class PipelineRun(RunKind):
         """Check every stage before anything is written: data (loaded once), space
         capabilities, decoder, strategy, pruners, tables and the derived stage configs."""
         space: SearchSpace = config.space.build("space")
-        splits = cached_splits(config.dataset)
+        cached_splits(config.dataset)  # loaded once here: every stage of this process reuses it
         check_decoder(config.network, space)
         strategy = STRATEGIES.get(config.search.strategy.name)
         objectives = len(config.search.fitness.objectives)
@@ -119,7 +118,7 @@ class PipelineRun(RunKind):
                 raise ConfigError(f"report metric {missing[0]!r} is not in the tables; valid: {', '.join(tables.metrics)}")
         sn = supernet_config(config, _nb201_table_path(config))
         supernet_prepared = run_kind("supernet").prepare(sn)
-        return PreparedPipeline(space, splits, tables, sn, supernet_prepared)
+        return PreparedPipeline(space, tables, sn, supernet_prepared)
 
     def execute(
         self, run: RunDir, config: PipelineConfig, prepared: PreparedPipeline, resume: bool, progress: bool
@@ -131,9 +130,8 @@ class PipelineRun(RunKind):
 
         _stage_header(1, "supernet", f"single-path supernet, sampler {config.supernet.sampler.name} -> "
                       f"{paths.of('supernet')}", progress)
-        sn_done = _stage_finished(paths.of("supernet"), "supernet")
         sn = run_stage(paths.of("supernet"), "supernet", prepared.supernet, progress,
-                       prepared=None if sn_done else prepared.supernet_prepared, root=run.path)
+                       prepared=prepared.supernet_prepared, root=run.path)
         run.append({"type": "stage", "stage": "supernet", "status": "finished"})
 
         _stage_header(2, "search", f"{config.search.strategy.name} on the {config.search.score} score, fitness "
@@ -158,7 +156,9 @@ class PipelineRun(RunKind):
         summary = _summary(config, prepared, sn, search, ensemble, export, label, rescored)
         run.write_json(RESULT, summary)
         try:
-            self.report(run)
+            from evonas.pipeline._report import write_report
+
+            write_report(run, prepared.tables)  # the tables prepare loaded, not a second copy
         except Exception as exc:  # noqa: BLE001 -- the run's results stand; the report can be redone
             run.append({"type": "report_failed", "error": f"{type(exc).__name__}: {exc}"})
         return summary
@@ -210,31 +210,15 @@ class PipelineRun(RunKind):
         return write_report(run)
 
 
-def _stage_finished(path: Path, kind: str) -> bool:
-    try:
-        stage = RunDir.open(path, kind=kind)
-    except RunDirError:
-        return False
-    return run_kind(kind).finished(stage)
-
-
 def choose_export(rows: list[dict[str, Any]]) -> str:
     """The pruner row the pipeline exports: of the SAEP pruners (else of all pruners) the
     best validation accuracy, fewer members on ties, then config order."""
-    pruners = [r for r in rows if r.get("kind") == "pruner"]
-    saep = [r for r in pruners if r.get("pruner") in SAEP] or pruners
-    if not saep:
-        raise RunDirError("the ensemble stage has no pruner row to export")
-    best = min(enumerate(saep), key=lambda p: (-_num(p[1]["val_acc"]), int(p[1]["num_members"]), p[0]))
-    return str(best[1]["label"])
+    from ensembles._evaluate import EnsembleRow
+    from evonas.export import select_row
 
-
-def _num(value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out if math.isfinite(out) else -math.inf
+    parsed = [EnsembleRow.from_dict(r) for r in rows]
+    saep = [r for r in parsed if r.kind == "pruner" and r.pruner in SAEP]
+    return select_row(saep or parsed).label
 
 
 def _export(paths: StagePaths, label: str) -> dict[str, Any]:
@@ -273,8 +257,9 @@ def _summary(
 ) -> dict[str, Any]:
     from ensembles._evaluate import BEST_SINGLE, FULL
 
-    members_dir = ensemble.run_dir / "pool" / "members"
     from ensembles._members import Member
+
+    members_dir = ensemble.run_dir / "pool" / "members"
 
     final = []
     for name in ensemble.summary.get("members", []):

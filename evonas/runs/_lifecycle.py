@@ -253,9 +253,7 @@ def resume_run(
         config: Any = from_dict(rk.Config, apply_overrides(stored, overrides))
         changed = to_dict(config) != to_dict(from_dict(rk.Config, stored))
         if rk.finished(run) and not changed:
-            summary = read_summary(rk, run)
-            run.close()
-            return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
+            return _finished_result(rk, run)
         prepared = rk.prepare(config)
         if changed:
             run.write_config(to_dict(config))
@@ -314,15 +312,21 @@ def run_stage(
                 "it; restore the run's config.yaml or start a new run"
             )
         if rk.finished(run):
-            summary = read_summary(rk, run)
-            run.close()
-            raise_if_failed(rk, summary, run.path)
-            return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
+            result = _finished_result(rk, run)
+            raise_if_failed(rk, result.summary, run.path)
+            return result
         prepared = rk.prepare(config) if prepared is None else prepared
     except BaseException:
         run.close()
         raise
     return _execute(rk, run, config, prepared, True, progress)
+
+
+def _finished_result(rk: RunKind, run: RunDir) -> RunResult:
+    """The result a finished run already holds (the run directory is released)."""
+    summary = read_summary(rk, run)
+    run.close()
+    return RunResult(run.path, summary, rk.format_summary(summary, run.path), rk)
 
 
 def _relocated(stored: Any, derived: Any, root: str) -> bool:
