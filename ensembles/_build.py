@@ -38,7 +38,6 @@ import dataclasses
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence, Sized
 from pathlib import Path
 from typing import Any, cast
@@ -53,6 +52,7 @@ from ensembles._members import CandidatePool, Member
 from ensembles._pruners import prune
 from ensembles._report import format_rows, write_ensemble_report
 from ensembles._training import CHECKPOINT_FILE, MemberFailure, MemberResult, MemberTrainer, member_from_result
+from evonas._files import make_temp_dir
 from evonas.config import MAX_COUNT, MAX_SEED, ComponentConfig, check_int, from_dict
 from evonas.data import DataSplits, ImageTensorDataset, cached_splits
 from evonas.errors import ArchError, ConfigError, DataError, RunDirError
@@ -246,7 +246,7 @@ def _read_plan(run: RunDir, space: SearchSpace) -> tuple[list[PlannedMember], Da
 
 
 def _write_labels(run: RunDir, val: np.ndarray, test: np.ndarray) -> None:
-    (run.path / POOL_DIR).mkdir(exist_ok=True)
+    run.subdir(POOL_DIR)
     buffer = io.BytesIO()
     np.savez(buffer, val=val, test=test)
     atomic_write_bytes(run.path / POOL_DIR / LABELS_FILE, buffer.getvalue())
@@ -288,7 +288,7 @@ def _saved_members(run: RunDir, plan: list[PlannedMember]) -> dict[int, Member]:
 def _save_member(directory: Path, member: Member, state_dict: bytes) -> None:
     """Write a member's files into a fresh temporary directory, then rename it into place."""
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = make_temp_dir(directory.parent, prefix=f".{directory.name}.")
     try:
         atomic_write_bytes(tmp / CHECKPOINT_FILE, state_dict)
         member.save(tmp, overwrite=True)
@@ -319,7 +319,6 @@ def _train_members(
     labels: tuple[np.ndarray, np.ndarray],
     progress: bool,
 ) -> _Training:
-    members_dir = run.path / POOL_DIR / "members"
     done = _saved_members(run, plan)
     state = _Training(done, [], [plan[i].name for i in sorted(done)], {})
     todo = [i for i in range(len(plan)) if i not in done]
@@ -353,7 +352,7 @@ def _train_members(
             except (MemberFailure, DataError) as exc:
                 fail(planned, str(exc), outcome.seconds)
                 continue
-            _save_member(members_dir / planned.name, member, result.state_dict)
+            _save_member(run.subdir(f"{POOL_DIR}/members") / planned.name, member, result.state_dict)
             run.append({"type": "member", "name": planned.name, "arch": prepared.space.format(planned.arch),
                         "seed": planned.seed, "metrics": member.metadata["metrics"], "seconds": result.seconds})
             done[i] = member
@@ -488,7 +487,7 @@ class EnsembleRun(RunKind):
         }
         if training.done:
             pool = _pool(training.done, labels)
-            pool.save(run.path / POOL_DIR, overwrite=True, save_members=False)
+            pool.save(run.subdir(POOL_DIR), overwrite=True, save_members=False)
             evaluation, _ = _evaluate(run, config, plan, data, pool, training.failed)
             summary["members"] = pool.names
             summary["rows"] = [r.to_dict() for r in evaluation.rows]

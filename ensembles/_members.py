@@ -21,6 +21,7 @@ registered space and decoder.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ import yaml
 
 from ensembles._combine import softmax_logits
 from ensembles._validation import as_labels
+from evonas._files import atomic_write_bytes
 from evonas.config import ComponentConfig, check_int, from_dict, to_dict, yaml_mapping
 from evonas.errors import ConfigError, DataError
 from evonas.spaces import SearchSpace
@@ -202,7 +204,7 @@ class Member:
         arrays: dict[str, Any] = {"val": self.val_logits}
         if self.test_logits is not None:
             arrays["test"] = self.test_logits
-        np.savez(path / _LOGITS_FILE, **arrays)
+        _write_npz(path / _LOGITS_FILE, arrays)
         record = {
             "format": MEMBER_FORMAT,
             "name": self.name,
@@ -218,8 +220,7 @@ class Member:
             "test_shape": list(self.test_logits.shape) if self.test_logits is not None else None,
             "metadata": dict(self.metadata),
         }
-        with open(path / _MEMBER_YAML, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(record, fh, sort_keys=False)
+        atomic_write_bytes(path / _MEMBER_YAML, yaml.safe_dump(record, sort_keys=False).encode())
         return path
 
     @classmethod
@@ -445,10 +446,9 @@ class CandidatePool:
         labels: dict[str, Any] = {"val": self.val_labels}
         if self.test_labels is not None:
             labels["test"] = self.test_labels
-        np.savez(path / _LABELS_FILE, **labels)
+        _write_npz(path / _LABELS_FILE, labels)
         record = {"format": POOL_FORMAT, "num_classes": self.num_classes, "members": self.names}
-        with open(path / _POOL_YAML, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(record, fh, sort_keys=False)
+        atomic_write_bytes(path / _POOL_YAML, yaml.safe_dump(record, sort_keys=False).encode())
         return path
 
     @classmethod
@@ -472,3 +472,10 @@ class CandidatePool:
         if "val" not in labels:
             raise DataError(f"{path / _LABELS_FILE} has no 'val' labels; it holds {sorted(labels)}")
         return cls(members, labels["val"], labels.get("test"))
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Save ``arrays`` as the ``.npz`` file ``path`` atomically (a link there is replaced, not followed)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like its allow_pickle flag
+    atomic_write_bytes(path, buffer.getvalue())

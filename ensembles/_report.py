@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ensembles._evaluate import BEST_SINGLE, BEST_SINGLE_ORACLE, FULL, EnsembleEvaluation, EnsembleRow
-from evonas.runs import atomic_write_bytes
+from evonas._files import atomic_write_bytes, save_figure
 
 ENSEMBLES_CSV = "ensembles.csv"
 MEMBERS_CSV = "members.csv"
@@ -142,7 +142,7 @@ def plot_size_curves(evaluation: EnsembleEvaluation, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8, loc="lower right")
     fig.suptitle("Ensemble accuracy against size (stars: configured selection)")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -180,7 +180,7 @@ def plot_diversity(evaluation: EnsembleEvaluation, path: Path) -> None:
         ax.set_title(name, fontsize=10)
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.suptitle("Pairwise diversity of the members on the test split")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 

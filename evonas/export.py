@@ -32,7 +32,6 @@ import math
 import os
 import pickle  # only for its error type: weights load with weights_only=True
 import shutil
-import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +42,7 @@ import torch
 import yaml
 from torch import nn
 
+from evonas._files import make_temp_dir
 from evonas.config import ComponentConfig, from_dict, to_dict, yaml_mapping
 from evonas.errors import ArchError, ConfigError, DataError, RunDirError, UnknownChoiceError
 
@@ -424,7 +424,7 @@ def write_export(
     if target.parent.is_relative_to(run_path):
         _no_symlinks(run_path, target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = make_temp_dir(target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         (tmp / MEMBERS_DIR).mkdir()
         for relative, content in files.items():

@@ -4,6 +4,7 @@ files, the Markdown tables and the plot of Kendall tau against training size."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evonas._files import atomic_write_bytes, save_figure
 from evonas.errors import RunDirError
 from evonas.runs import RunDir
 from predictors._trials import METRICS, trial_key
@@ -139,7 +141,7 @@ def plot_kendall(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -211,13 +213,12 @@ def _summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        path.write_text("")
-        return
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+    buffer = io.StringIO(newline="")
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def write_outputs(run: RunDir, config: HarnessConfig) -> HarnessOutputs:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from evonas._files import file_mode
 from evonas._json import json_float, jsonable
 from evonas.config import MAX_BATCH_SIZE, MAX_SEED, ComponentConfig, to_dict
 from evonas.errors import CapabilityError, DataError, UnknownChoiceError
@@ -296,7 +297,7 @@ class ZeroCostScorer(BaseEstimator):
         try:
             with os.fdopen(fd, "w") as fh:
                 json.dump(payload, fh)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is meant to be shared
+            os.chmod(tmp, file_mode())  # mkstemp makes it private; the cache follows the umask
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

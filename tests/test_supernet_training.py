@@ -36,7 +36,7 @@ from evonas.supernet import (
     resume_training,
     start_training,
 )
-from evonas.supernet._run import read_records
+from evonas.supernet._run import rank_run, read_records
 
 from _toys import CoreOnlySpace
 
@@ -241,6 +241,9 @@ def test_resume_after_a_kill_gives_the_weights_of_an_uninterrupted_run(tmp_path,
         return [(r["type"], r.get("step"), r.get("archs")) for r in read_records(RunDir.open(p)) if r["type"] != "resume"]
 
     assert history(straight.run_dir) == history(resumed.run_dir)
+    # the run resumed over a torn log ranks like any finished run
+    ranked = rank_run(resumed.run_dir, num_archs=3, val_images=16)
+    assert len(ranked["scores"]["supernet"]) == 3 and all(np.isfinite(ranked["scores"]["supernet"]))
     # a finished run is not trained again, and cannot be extended
     assert resume_training(resumed.run_dir).summary == resumed.summary
     with pytest.raises(ConfigError, match="--resume takes overrides of none only"):

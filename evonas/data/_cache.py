@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evonas._files import dir_mode, file_mode
 from evonas.errors import DataError
 
 CACHE_ENV_VAR = "EVONAS_CACHE"
@@ -62,7 +63,7 @@ def build_dir_atomically(target: Path, build: Callable[[Path], None]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         build(tmp)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a cache follows the umask
+        os.chmod(tmp, dir_mode())  # mkdtemp makes it private; a cache follows the umask
         try:
             os.rename(tmp, target)
         except OSError:
@@ -81,7 +82,7 @@ def save_arrays_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like its allow_pickle flag
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -113,12 +114,6 @@ def extract_tar_safely(archive: Path, dest: Path) -> None:
             tar.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise DataError(f"cannot read archive {str(archive)!r}: {exc}") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _make_dirs(path: Path) -> None:

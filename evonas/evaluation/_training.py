@@ -8,6 +8,7 @@ the evaluator itself stays a small picklable value that can be shipped to Ray wo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from evonas.data import DatasetConfig, DataSplits, cached_splits
 from evonas.evaluation._base import Evaluation
 from evonas.models import build_network, check_decoder
 from evonas.spaces import Arch, SearchSpace
-from evonas.training import TRAIN_METRICS, TrainConfig, seeded_model, train_model
+from evonas.training import TRAIN_METRICS, TrainConfig, TrainResult, seeded_model, train_model
 
 METRIC_NAMES = TRAIN_METRICS
 
@@ -100,7 +101,7 @@ class TrainingEvaluator:
         if result.diverged:
             return Evaluation(
                 metrics=metrics, cost=result.wall_time_s, failed=True, info=jsonable(info),
-                error=f"training diverged: the loss became {result.train_loss!r} in epoch {result.epochs}",
+                error=f"training diverged: {_divergence(result)}",
             )
         return Evaluation(metrics=metrics, cost=result.wall_time_s, info=jsonable(info))
 
@@ -109,6 +110,14 @@ class TrainingEvaluator:
             f"TrainingEvaluator(space={self.space!r}, dataset={self.dataset!r}, train={self.train!r}, "
             f"network={self.network!r})"
         )
+
+
+def _divergence(result: TrainResult) -> str:
+    """Which loss of a diverged training stopped being finite, and when."""
+    for name, value in (("the loss", result.train_loss), ("the validation loss", result.val_loss)):
+        if not math.isfinite(value):
+            return f"{name} became {value!r} in epoch {result.epochs}"
+    return f"the test loss of the trained network is {result.test_loss!r}"
 
 
 def build_training(config: TrainingEvaluatorConfig, *, space: SearchSpace) -> TrainingEvaluator:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from evonas._registry import Registry, resolve_import
 from evonas.config import apply_overrides, from_dict, load_config, to_dict
-from evonas.errors import ConfigError, RunDirError, RunFailedError, one_line_error
+from evonas.errors import ConfigError, RunDirError, RunFailedError, UntrustedFileError, one_line_error
 from evonas.runs._rundir import CONFIG, LOG, META, RESULT, RunDir
 
 
@@ -292,6 +292,11 @@ def run_stage(
 
     rk = run_kind(kind)
     p = Path(path)
+    if p.is_symlink():
+        raise UntrustedFileError(
+            f"stage directory {str(p)!r} is a symbolic link; evonas never writes through links in a run directory: "
+            "replace it with the folder itself or remove it"
+        )
     resolved = to_dict(config)
     if not (p / META).is_file():
         _clear_unstarted(p)

@@ -39,15 +39,16 @@ writes its files through a symbolic link.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import hashlib
 import hmac
-import io
 import json
 import os
 import pickle
 import platform
 import secrets
+import shutil
 import socket
 import stat
 import sys
@@ -59,6 +60,7 @@ from typing import Any
 
 import yaml
 
+from evonas._files import atomic_write_bytes, figure_bytes, make_temp_dir
 from evonas._json import jsonable
 from evonas.config import yaml_mapping
 from evonas.errors import RunDirError, UntrustedFileError
@@ -90,21 +92,6 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def key_file() -> Path:
@@ -261,13 +248,6 @@ class RunDir:
                 f"run directory {str(p)!r} already exists and is not empty; choose a new one or resume it "
                 f"with --resume {str(p)!r}"
             )
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunDirError(f"cannot create run directory {str(p)!r}: {exc.strerror}") from None
-        run = cls(p)
-        run._kind = kind
-        run.lock()
         meta = {
             "kind": kind,
             "seed": seed,
@@ -277,9 +257,32 @@ class RunDir:
             "host": socket.gethostname(),
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        atomic_write_bytes(p / CONFIG, yaml.safe_dump(config, sort_keys=False).encode())
-        atomic_write_bytes(p / META, yaml.safe_dump(meta, sort_keys=False).encode())
-        os.close(run._open_entry(LOG, os.O_WRONLY | os.O_CREAT))
+        # The directory is filled under a hidden temporary name and renamed into place, so
+        # a kill during creation leaves ``path`` as it was (absent or empty), never half made.
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = make_temp_dir(p.parent, prefix=f".{p.name}.", suffix=".new")
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {str(p)!r}: {exc.strerror}") from None
+        try:
+            atomic_write_bytes(tmp / CONFIG, yaml.safe_dump(config, sort_keys=False).encode())
+            atomic_write_bytes(tmp / META, yaml.safe_dump(meta, sort_keys=False).encode())
+            atomic_write_bytes(tmp / LOG, b"")
+            try:
+                os.rename(tmp, p)  # replaces an empty directory; fails on anything else
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    raise RunDirError(
+                        f"run directory {str(p)!r} already exists and is not empty; choose a new one or resume it "
+                        f"with --resume {str(p)!r}"
+                    ) from None
+                raise RunDirError(f"cannot create run directory {str(p)!r}: {exc.strerror}") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        run = cls(p)
+        run._kind = kind
+        run.lock()
         return run
 
     @classmethod
@@ -394,7 +397,7 @@ class RunDir:
         path = self.path / name
         try:
             # O_NONBLOCK: a FIFO planted in the directory must not hang the run
-            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -429,14 +432,14 @@ class RunDir:
         if self._log_fh is None:
             _, self._chained, self._last_chk = self._scan_log(repair=True)
             self._log_fh = os.fdopen(self._open_entry(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a")
-        line = json.dumps(record, separators=(",", ":"))
+        line = json.dumps(jsonable(record), separators=(",", ":"), allow_nan=False)
         if self._chained:
             # the checksum is of the record as it will be read back (tuples as lists, keys as strings)
             body = json.loads(line)
             body.pop(CHK, None)
             self._last_chk = record_checksum(self._last_chk, body)
             body[CHK] = self._last_chk
-            line = json.dumps(body, separators=(",", ":"))
+            line = json.dumps(body, separators=(",", ":"), allow_nan=False)
         self._log_fh.write(line + "\n")
         self._log_fh.flush()
 
@@ -564,6 +567,34 @@ class RunDir:
         """The state in ``checkpoint.pkl``, or None if there is none (see :meth:`load_signed`)."""
         return self.load_signed(CHECKPOINT, "checkpoint", remedy)
 
+    def subdir(self, relative: str | os.PathLike[str]) -> Path:
+        """The folder ``relative`` inside the run directory, made if missing.
+
+        Raises:
+            UntrustedFileError: A component of it is a symbolic link or not a directory
+                (writing there would leave the run directory).
+            RunDirError: It cannot be created.
+        """
+        current = self.path
+        for part in Path(relative).parts:
+            if part in ("", ".", "..") or os.sep in part:
+                raise RunDirError(f"invalid folder {str(relative)!r} inside run directory {str(self.path)!r}")
+            current = current / part
+            try:
+                os.mkdir(current)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise RunDirError(f"cannot create {str(current)!r}: {exc.strerror}") from None
+            if current.is_symlink():
+                raise UntrustedFileError(
+                    f"{str(current)!r} is a symbolic link; evonas never writes through links in a run directory: "
+                    "replace it with a folder or remove it"
+                )
+            if not current.is_dir():
+                raise UntrustedFileError(f"{str(current)!r} is not a folder; remove it")
+        return current
+
     def write_bytes(self, name: str, data: bytes) -> None:
         """Replace the entry ``name`` with ``data`` (atomically; a link is replaced, not followed)."""
         atomic_write_bytes(self.path / name, data)
@@ -571,12 +602,10 @@ class RunDir:
     def write_figure(self, name: str, fig: Any, dpi: int = 120) -> None:
         """Save the matplotlib figure ``fig`` as the entry ``name`` (format from its suffix),
         like :meth:`write_bytes`."""
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=Path(name).suffix.lstrip(".") or "png", dpi=dpi)
-        self.write_bytes(name, buffer.getvalue())
+        self.write_bytes(name, figure_bytes(fig, Path(name).suffix.lstrip(".") or "png", dpi))
 
     def write_json(self, name: str, data: Any) -> None:
-        atomic_write_bytes(self.path / name, (json.dumps(jsonable(data), indent=2) + "\n").encode())
+        atomic_write_bytes(self.path / name, (json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n").encode())
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_bytes(self.path / name, text.encode())

@@ -69,7 +69,8 @@ class TrainResult:
         test_loss: Test loss of the final model.
         test_acc: Test accuracy of the final model, in percent.
         epochs: Epochs run (fewer than configured when the loss diverged).
-        diverged: The training loss became NaN or infinite; training stopped.
+        diverged: The training loss, or the loss of the trained network on the validation
+            or test split, became NaN or infinite (training stopped when it was noticed).
         wall_time_s: Wall-clock seconds of training and evaluation.
         num_params: Parameters of the model.
         device: The device trained on, e.g. ``"cpu"`` or ``"cuda:0"``.
@@ -348,6 +349,8 @@ def _train(
                 val = evaluate_model(model, val_loader, device, return_logits=return_logits and last, **evaluate)
                 curves["val_loss"].append(val.loss)
                 curves["val_acc"].append(val.acc)
+                # a network whose outputs are no longer finite has diverged, whatever its training loss
+                diverged = diverged or (val.num_samples > 0 and not math.isfinite(val.loss))
             else:
                 curves["val_loss"].append(float("nan"))
                 curves["val_acc"].append(float("nan"))
@@ -359,6 +362,7 @@ def _train(
     if bar is not None:
         bar.close()
     test = evaluate_model(model, test_loader, device, return_logits=return_logits, **evaluate)
+    diverged = diverged or (test.num_samples > 0 and not math.isfinite(test.loss))
     model.eval()
     return TrainResult(
         curves=curves,
