@@ -323,3 +323,104 @@ def test_non_finite_objective_values_are_failures_not_winners(tmp_path, capsys, 
         EVALUATORS.unregister(f"odd_{executor}_for_test")
     last = capsys.readouterr().err.strip().splitlines()[-1]  # Ray may log lines of its own before it
     assert code == 1 and last.startswith("evonas: error:") and "objective 'acc' is" in last
+
+
+class _Killed(Exception):
+    """Raised from a candidate callback: the process dies there, before its next checkpoint."""
+
+
+def _rea_run(run, evaluations, fitness="plain", kill_at=None, told=None):
+    """REA (population 20) on nb201 with a noisy toy evaluator, logging to ``run``.
+
+    Args:
+        run: The run directory.
+        evaluations: The budget.
+        fitness: ``"plain"`` or ``"neighbourhood"`` (which caches every evaluation).
+        kill_at: Raise :class:`_Killed` once the candidate of this id has been told and logged.
+        told: A list that receives the id of every candidate told to the strategy.
+    """
+    import numpy as np
+    from _toys import SumEvaluator
+
+    from evonas.executors import SerialExecutor
+    from evonas.fitness import NeighbourhoodAwareFitness, Objective, PlainFitness
+    from evonas.search import Budget, Search
+    from evonas.spaces import get_space
+    from evonas.strategies import REAConfig, RegularizedEvolution
+
+    space = get_space("nb201")
+    objectives = (Objective("score"),)
+    scorer = PlainFitness(objectives) if fitness == "plain" else NeighbourhoodAwareFitness(space, objectives)
+
+    def on_candidate(record):
+        if told is not None:
+            told.append(record.cand_id)
+        if record.cand_id == kill_at:
+            raise _Killed
+
+    strategy = RegularizedEvolution(space, 1, np.random.default_rng(5), REAConfig(population_size=20, tournament_size=5))
+    return Search(space, strategy, scorer, SumEvaluator(noise=0.5), SerialExecutor(), Budget(evaluations=evaluations),
+                  seed=5, run=run, on_candidate=on_candidate)
+
+
+def _killed_and_full(tmp_path, evaluations, fitness, kill_at):
+    """An uninterrupted run (its history) and a run killed after candidate ``kill_at`` (its path)."""
+    from evonas.runs import RunDir
+
+    with RunDir.create(tmp_path / "full", {}, 5, "search") as run:
+        full = _rea_run(run, evaluations, fitness).run_search()
+    with RunDir.create(tmp_path / "cut", {}, 5, "search") as run, pytest.raises(_Killed):
+        _rea_run(run, evaluations, fitness, kill_at=kill_at).run_search()
+    return full, tmp_path / "cut"
+
+
+@pytest.mark.parametrize("fitness, short, long", [("plain", 200, 2000), ("neighbourhood", 1000, 5000)])
+def test_the_checkpoint_does_not_grow_with_the_history(tmp_path, fitness, short, long):
+    """The checkpoint holds the strategy's bounded state, not the history nor the evaluation cache."""
+    from evonas.runs import RunDir
+
+    sizes = {}
+    for n in (short, long):
+        with RunDir.create(tmp_path / str(n), {}, 5, "search") as run:
+            history = _rea_run(run, n, fitness).run_search()
+        assert len(history) > 20  # the population is full in both runs
+        sizes[n] = (tmp_path / str(n) / "checkpoint.pkl").stat().st_size
+    assert abs(sizes[long] - sizes[short]) < 0.1 * sizes[short], sizes
+
+
+@pytest.mark.parametrize("fitness, evaluations, kill_at", [("plain", 2000, 1234), ("neighbourhood", 2000, 53)])
+def test_resume_from_a_checkpoint_rebuilds_the_history_from_the_log(tmp_path, fitness, evaluations, kill_at):
+    """Killed between checkpoints: the candidates before the checkpoint come back from the log
+    (never told again), the ones after it are replayed, and the run ends as if never stopped."""
+    from evonas.runs import RunDir
+
+    full, cut = _killed_and_full(tmp_path, evaluations, fitness, kill_at)
+    told_again: list[int] = []
+    with RunDir.open(cut) as run:
+        run.lock()
+        checkpoint = run.load_checkpoint()
+        assert 0 < checkpoint.told <= kill_at < len(full)
+        history = _rea_run(run, evaluations, fitness, told=told_again).run_search(resume=True)
+    assert history == full
+    assert told_again == [r.cand_id for r in full[checkpoint.told :]]
+    assert strip(read_log(cut)) == strip(read_log(tmp_path / "full"))
+
+
+def test_a_checkpoint_of_another_loop_version_is_ignored_and_the_log_replayed(tmp_path):
+    """A checkpoint whose state has other fields (e.g. one that still pickled the history) is
+    not used: the whole log is replayed, which gives the same run."""
+    from evonas.runs import RunDir
+
+    full, cut = _killed_and_full(tmp_path, 600, "plain", kill_at=333)
+    with RunDir.open(cut) as run:
+        run.lock()
+        state = run.load_checkpoint()
+        del state.told
+        state.history = []
+        run.save_checkpoint(state)
+        told_again: list[int] = []
+        history = _rea_run(run, 600, told=told_again).run_search(resume=True)
+    assert history == full and told_again == [r.cand_id for r in full]
+    ignored = [r for r in read_log(cut) if r["type"] == "checkpoint_ignored"]
+    assert len(ignored) == 1 and "another version of the search loop" in ignored[0]["reason"]
+    assert [r for r in strip(read_log(cut)) if r["type"] != "checkpoint_ignored"] == strip(read_log(tmp_path / "full"))

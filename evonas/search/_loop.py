@@ -12,11 +12,19 @@ results on any executor.
 
 Resume: the state is checkpointed every few candidates; on resume the loop restores the
 latest checkpoint and replays the log records written after it, in their order, instead
-of running those evaluations again. A checkpoint that is missing or not signed by this
-user (:meth:`evonas.runs.RunDir.load_checkpoint`) is never unpickled: the whole log is
-replayed instead, and a ``checkpoint_ignored`` record says why. The strategy therefore
-sees exactly the sequence of results it saw before the interruption, and with the serial
-executor a resumed run ends with exactly the history of an uninterrupted one.
+of running those evaluations again. A checkpoint that is missing, not signed by this user
+(:meth:`evonas.runs.RunDir.load_checkpoint`) or written by another version of the loop is
+never used: the whole log is replayed instead, and a ``checkpoint_ignored`` record says
+why. The strategy therefore sees exactly the sequence of results it saw before the
+interruption, and with the serial executor a resumed run ends with exactly the history of
+an uninterrupted one.
+
+A checkpoint holds only what the log does not (:class:`SearchState`: the strategy, the
+counters, the work in flight), so writing one costs the same however long the run is. What
+grows with the run (the history of candidates, the evaluation cache of a caching fitness)
+is rebuilt from the log on resume, which is read anyway: the first ``told`` candidate
+records and the first ``log_position`` evaluation records are exactly what the run had
+when the checkpoint was written.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import collections
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Annotated, Any
 
 import numpy as np
@@ -36,7 +44,7 @@ from evonas.errors import ConfigError, RunDirError, UntrustedFileError
 from evonas.evaluation import BatchEvaluator, EvalBatch, Evaluation, EvaluationWorker, Evaluator
 from evonas.executors import Executor, Outcome, Task, Worker
 from evonas.fitness import Fitness, Objective, Score
-from evonas.runs import RunDir, declare_records
+from evonas.runs import CHECKPOINT, RunDir, declare_records
 from evonas.spaces import Arch, SearchSpace
 from evonas.strategies import Strategy
 
@@ -93,7 +101,13 @@ class _Pending:
 
 @dataclass
 class SearchState:
-    """Everything needed to continue a search (pickled into checkpoints)."""
+    """What a search needs to continue beyond what its log holds (pickled into checkpoints).
+
+    Its size is that of the strategy's own state and of the work in flight, never that of
+    the history: :class:`Search` keeps the candidates told and the evaluation cache beside
+    it and rebuilds them from the log on resume (the first ``told`` candidate records and
+    the first ``log_position`` evaluation records).
+    """
 
     strategy: Strategy
     next_eval_id: int = 0
@@ -102,7 +116,7 @@ class SearchState:
     used_evaluations: int = 0
     used_seconds: float = 0.0
     log_position: int = 0  # evaluation records consumed, in log order
-    cache: dict[Arch, Evaluation] = field(default_factory=dict)
+    told: int = 0  # candidates told, in log order
     pending: dict[int, _Pending] = field(default_factory=dict)
     subscribers: dict[int, list[int]] = field(default_factory=dict)  # eval_id -> cand_ids
     inflight_by_arch: dict[Arch, int] = field(default_factory=dict)  # cached fitness only
@@ -111,11 +125,13 @@ class SearchState:
     ready: list[int] = field(default_factory=list)
     held: list[int] = field(default_factory=list)  # synchronous strategies: done, not yet told
     scores: dict[int, tuple[Arch, Score]] = field(default_factory=dict)
-    history: list[CandidateRecord] = field(default_factory=list)
     idle_candidates: int = 0
     stop_reason: str | None = None
     failed_evaluations: int = 0
     first_error: str | None = None
+
+
+_STATE_FIELDS = frozenset(f.name for f in fields(SearchState))
 
 
 class _ReplayExecutor(Executor):
@@ -271,6 +287,11 @@ class Search:
         self.stall_limit = stall_limit
         self.on_candidate = on_candidate
         self.state = SearchState(strategy=strategy)
+        # What grows with the run lives beside the state, not in it: the log holds it.
+        self.history: list[CandidateRecord] = []
+        self.cache: dict[Arch, Evaluation] = {}  # successful evaluations, when the fitness caches
+        self._best: CandidateRecord | None = None
+        self._best_value = 0.0
         # A candidate's whole fitness plan is one executor task when the evaluator scores batches.
         self.batch = isinstance(evaluator, BatchEvaluator)
         self._logged_evals: set[int] = set()
@@ -284,21 +305,44 @@ class Search:
         assert self.run is not None
         records = self.run.read_log(repair=True)
         evals = [r for r in records if r.get("type") == "eval"]
+        cands = [r for r in records if r.get("type") == "candidate"]
         self._logged_evals = {r["eval_id"] for r in evals}
-        self._logged_cands = {r["cand_id"] for r in records if r.get("type") == "candidate"}
+        self._logged_cands = {r["cand_id"] for r in cands}
+        checkpoint = self._load_checkpoint()
+        if checkpoint is not None:
+            if checkpoint.log_position > len(evals) or checkpoint.told > len(cands):
+                raise RunDirError(f"checkpoint in {str(self.run.path)!r} does not match its log; delete it to resume from the log")
+            self.state = checkpoint
+        st = self.state
+        for rec in evals[: st.log_position]:
+            self._remember(tuple(rec["arch"]), Evaluation.from_json(rec["evaluation"]))
+        for rec in cands[: st.told]:
+            self._record(candidate_from_json(rec))
+        to_replay = evals[st.log_position :]
+        if to_replay:
+            self.executor = _ReplayExecutor(self.executor, to_replay)
+
+    def _load_checkpoint(self) -> SearchState | None:
+        """The run's checkpoint, or None when there is none or it cannot be used (the log
+        is the source of truth: all of it is then replayed, and a record says why)."""
+        assert self.run is not None
         try:
             checkpoint = self.run.load_checkpoint(remedy="the search is rebuilt from its log instead")
         except UntrustedFileError as exc:
-            # the log is the source of truth: replay all of it (as without a checkpoint)
-            checkpoint = None
             self.run.append({"type": "checkpoint_ignored", "reason": str(exc)})
-        if checkpoint is not None:
-            if not isinstance(checkpoint, SearchState) or checkpoint.log_position > len(evals):
-                raise RunDirError(f"checkpoint in {str(self.run.path)!r} does not match its log; delete it to resume from the log")
-            self.state = checkpoint
-        to_replay = evals[self.state.log_position :]
-        if to_replay:
-            self.executor = _ReplayExecutor(self.executor, to_replay)
+            return None
+        if checkpoint is None:
+            return None
+        if not isinstance(checkpoint, SearchState):
+            raise RunDirError(f"checkpoint in {str(self.run.path)!r} does not match its log; delete it to resume from the log")
+        if set(vars(checkpoint)) != _STATE_FIELDS:
+            self.run.append({
+                "type": "checkpoint_ignored",
+                "reason": f"checkpoint {str(self.run.path / CHECKPOINT)!r} was written by another version of the search "
+                          "loop; the search is rebuilt from its log instead",
+            })
+            return None
+        return checkpoint
 
     # ------------------------------------------------------------------------------- run
     def run_search(self, resume: bool = False) -> list[CandidateRecord]:
@@ -337,7 +381,7 @@ class Search:
             self.executor.close()
             if self._bar is not None:
                 self._bar.close()
-        return st.history
+        return self.history
 
     # --------------------------------------------------------------------------- asking
     def _budget_left(self) -> bool:
@@ -368,8 +412,8 @@ class Search:
             st.pending[cand_id] = pend
             new: list[Arch] = []
             for a in dict.fromkeys(pend.plan):  # a plan may name an arch twice
-                if self.fitness.cache and a in st.cache:
-                    pend.results[a] = st.cache[a]
+                if self.fitness.cache and a in self.cache:
+                    pend.results[a] = self.cache[a]
                 elif self.fitness.cache and a in st.inflight_by_arch:
                     st.subscribers[st.inflight_by_arch[a]].append(cand_id)
                 else:
@@ -439,8 +483,7 @@ class Search:
             self._logged_evals.add(eval_id)
         if self.fitness.cache:
             st.inflight_by_arch.pop(arch, None)
-            if not evaluation.failed:
-                st.cache[arch] = evaluation
+        self._remember(arch, evaluation)
         for cand_id in st.subscribers.pop(eval_id):
             pend = st.pending[cand_id]
             pend.results[arch] = evaluation
@@ -480,7 +523,8 @@ class Search:
             used_evaluations=st.used_evaluations,
             used_seconds=st.used_seconds,
         )
-        st.history.append(record)
+        st.told += 1
+        self._record(record)
         self._since_checkpoint += 1
         if self.run is not None and cand_id not in self._logged_cands:
             self.run.append(candidate_to_json(record, self.space))
@@ -488,6 +532,17 @@ class Search:
         if self.on_candidate is not None:
             self.on_candidate(record)
         self._update_bar()
+
+    def _remember(self, arch: Arch, evaluation: Evaluation) -> None:
+        """Cache a successful evaluation when the fitness reuses them."""
+        if self.fitness.cache and not evaluation.failed:
+            self.cache[arch] = evaluation
+
+    def _record(self, record: CandidateRecord) -> None:
+        """Add a told candidate to the history (and to the best so far, as :func:`best_candidate` picks it)."""
+        self.history.append(record)
+        if record.values is not None and (self._best is None or record.values[0] > self._best_value):
+            self._best, self._best_value = record, record.values[0]
 
     # ------------------------------------------------------------------------ checkpoints
     def _maybe_checkpoint(self) -> None:
@@ -517,9 +572,9 @@ class Search:
         st = self.state
         n = st.used_evaluations if self.budget.evaluations is not None else round(st.used_seconds, 1)
         self._bar.n = min(n, self._bar.total)
-        best = best_candidate(st.history)
+        best = self._best
         if best is not None and best.values is not None:
-            self._bar.set_postfix(best=f"{best.values[0]:.4g}", cands=len(st.history), refresh=False)
+            self._bar.set_postfix(best=f"{best.values[0]:.4g}", cands=len(self.history), refresh=False)
         self._bar.refresh()
 
 
@@ -548,6 +603,20 @@ def candidate_to_json(record: CandidateRecord, space: SearchSpace) -> dict[str, 
         "used_evaluations": record.used_evaluations,
         "used_seconds": record.used_seconds,
     }
+
+
+def candidate_from_json(record: dict[str, Any]) -> CandidateRecord:
+    """The candidate of a ``candidate`` log record (written by :func:`candidate_to_json`)."""
+    return CandidateRecord(
+        cand_id=record["cand_id"],
+        arch=tuple(record["arch"]),
+        values=None if record["values"] is None else tuple(float(v) for v in record["values"]),
+        metrics={k: float(v) for k, v in record["metrics"].items()},
+        failed=record["failed"],
+        num_evaluations=record["num_evaluations"],
+        used_evaluations=record["used_evaluations"],
+        used_seconds=float(record["used_seconds"]),
+    )
 
 
 def best_candidate(history: list[CandidateRecord]) -> CandidateRecord | None:

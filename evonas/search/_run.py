@@ -11,7 +11,7 @@ import numpy as np
 from evonas.errors import RunDirError
 from evonas.runs import RESULT, RunDir, RunKind, RunResult, resume_run, start_run
 from evonas.search._config import SearchConfig, SearchParts, build_parts
-from evonas.search._loop import CandidateRecord, Search, best_candidate, pareto_front
+from evonas.search._loop import CandidateRecord, Search, best_candidate, candidate_from_json, pareto_front
 from evonas.spaces import SearchSpace
 
 
@@ -82,23 +82,7 @@ def resume_search(
 
 def load_history(run: RunDir) -> list[CandidateRecord]:
     """The scored candidates of a run, from its log."""
-    out = []
-    for r in run.read_log():
-        if r.get("type") != "candidate":
-            continue
-        out.append(
-            CandidateRecord(
-                cand_id=r["cand_id"],
-                arch=tuple(r["arch"]),
-                values=None if r["values"] is None else tuple(float(v) for v in r["values"]),
-                metrics={k: float(v) for k, v in r["metrics"].items()},
-                failed=r["failed"],
-                num_evaluations=r["num_evaluations"],
-                used_evaluations=r["used_evaluations"],
-                used_seconds=r["used_seconds"],
-            )
-        )
-    return out
+    return [candidate_from_json(r) for r in run.read_log() if r.get("type") == "candidate"]
 
 
 def front_hypervolume(history: list[CandidateRecord]) -> tuple[float, list[float]]:
