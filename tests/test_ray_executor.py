@@ -1,17 +1,26 @@
 """RayExecutor: same results as SerialExecutor, bounded in-flight work, time-outs, errors,
-worker crashes and node loss on a loopback multi-node cluster, and config validation."""
+worker crashes (at most max_retries + 1 runs) and node loss on a loopback multi-node
+cluster, config validation, and the local instance's token authentication and reaper
+(with driver processes of their own)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
+import re
+import select
+import subprocess
 import sys
 import time
 import types
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 LOOPBACK = "127.0.0.1"
@@ -26,6 +35,7 @@ from evonas.evaluation import Evaluation  # noqa: E402
 from evonas.evaluation import EvaluationWorker  # noqa: E402
 from evonas.executors import Task  # noqa: E402
 from evonas.search import as_evaluation  # noqa: E402
+from evonas.executors import _ray, _ray_reaper  # noqa: E402
 from evonas.executors._ray import RayExecutor, RayExecutorConfig, init_local_ray  # noqa: E402
 from evonas.executors._serial import SerialExecutor  # noqa: E402
 
@@ -337,7 +347,7 @@ def test_evaluator_the_workers_cannot_load_fails_without_retries(local_ray):
 
 
 @pytest.mark.slow
-def test_worker_crash_is_retried_by_ray(local_ray, tmp_path):
+def test_worker_crash_is_rerun(local_ray, tmp_path):
     with RayExecutor(max_retries=1) as ex:
         ex.start(EvaluationWorker(CrashingEvaluator(tmp_path, crashes=1)))
         got = run_all(ex, [Task(0, (4, 3, 2, 1, 0, 4), seed=5)])
@@ -346,23 +356,27 @@ def test_worker_crash_is_retried_by_ray(local_ray, tmp_path):
 
 
 @pytest.mark.slow
-def test_crash_after_ray_retries_is_resubmitted_then_given_up(local_ray, tmp_path):
-    # max_retries=1: Ray runs each submission at most twice, the executor resubmits once.
-    resubmitted, doomed = tmp_path / "a", tmp_path / "b"
-    resubmitted.mkdir()
-    doomed.mkdir()
-    with RayExecutor(max_retries=1) as ex:
-        ex.start(EvaluationWorker(CrashingEvaluator(resubmitted, crashes=2)))
+def test_an_evaluation_runs_at_most_max_retries_plus_one_times(local_ray, tmp_path):
+    last_chance, doomed, no_retries = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder in (last_chance, doomed, no_retries):
+        folder.mkdir()
+    with RayExecutor(max_retries=2) as ex:
+        ex.start(EvaluationWorker(CrashingEvaluator(last_chance, crashes=2)))
         got = run_all(ex, [Task(0, (1, 2, 3, 4, 0, 1), seed=10)])
     assert got[0] == PolyEvaluator().evaluate((1, 2, 3, 4, 0, 1), 10)
-    assert attempts(resubmitted, 10) == 3
-    with RayExecutor(max_retries=1) as ex:
+    assert attempts(last_chance, 10) == 3
+    with RayExecutor(max_retries=2) as ex:
         ex.start(EvaluationWorker(CrashingEvaluator(doomed, crashes=100)))
         got = run_all(ex, [Task(0, (1, 2, 3, 4, 0, 1), seed=10)])
     assert got[0].failed and got[0].metrics == {}
-    assert got[0].error.startswith("worker lost after 2 submission(s): WorkerCrashedError: ")
+    assert got[0].error.startswith("worker lost after 3 run(s): WorkerCrashedError: ")
     assert "\n" not in got[0].error
-    assert attempts(doomed, 10) == 4
+    assert attempts(doomed, 10) == 3
+    with RayExecutor(max_retries=0) as ex:
+        ex.start(EvaluationWorker(CrashingEvaluator(no_retries, crashes=100)))
+        got = run_all(ex, [Task(0, (1, 2, 3, 4, 0, 1), seed=10)])
+    assert got[0].error.startswith("worker lost after 1 run(s): WorkerCrashedError: ")
+    assert attempts(no_retries, 10) == 1
 
 
 def test_evaluations_without_gpus_see_no_gpus(local_ray):
@@ -388,6 +402,236 @@ def test_connected_to_another_cluster_is_an_error(local_ray):
     ex = RayExecutor(address="127.0.0.1:1")
     with pytest.raises(RuntimeError, match="already connected"):
         ex.start(EvaluationWorker(PolyEvaluator()))
+
+
+# -- Local instances: token and reaper ---------------------------------------------------
+
+AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+# A driver that starts a local instance the way the executor does, runs a task on it,
+# reports what it started, and exits normally once its standard input is closed.
+DRIVER = """
+import json, os, sys
+import psutil
+from evonas.executors._ray import init_local_ray, ray
+
+init_local_ray(num_cpus=1)
+
+@ray.remote
+def square(x):
+    return x * x
+
+assert ray.get(square.remote(7)) == 49
+
+def command(process):
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+children = [(p.pid, command(p)) for p in psutil.Process().children(recursive=True)]
+print(json.dumps({
+    "gcs": ray.get_runtime_context().gcs_address,
+    "mode": os.environ.get("RAY_AUTH_MODE"),
+    "token": os.environ.get("RAY_AUTH_TOKEN"),
+    "session_dir": ray._private.worker._global_node.get_session_dir_path(),
+    "reapers": [pid for pid, cmd in children if "_ray_reaper" in cmd],
+    "ray": [pid for pid, cmd in children if "_ray_reaper" not in cmd],
+}), flush=True)
+sys.stdin.read()
+"""
+
+CONNECT = """
+import sys
+import ray
+
+ray.init(address=sys.argv[1])
+
+@ray.remote
+def answer():
+    return 6 * 7
+
+print(ray.get(answer.remote(), timeout=60))
+"""
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def env_without_auth(**extra: str) -> dict[str, str]:
+    """This environment without Ray authentication settings (conftest disables auth)."""
+    env = {key: value for key, value in os.environ.items() if key not in AUTH_VARS}
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def local_driver(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, dict, list[psutil.Process]]]:
+    """A driver process with its own local instance: (process, its report, what it started)."""
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    # A token file Ray wrote itself would land in this HOME.
+    env = env_without_auth(HOME=str(tmp_path / "home"))
+    with open(tmp_path / "driver.err", "w") as err:
+        driver = subprocess.Popen(
+            [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+            text=True, env=env,
+        )
+    started: list[psutil.Process] = []
+    try:
+        ready, _, _ = select.select([driver.stdout], [], [], 180)
+        line = driver.stdout.readline() if ready else ""
+        if not line:
+            pytest.fail(f"the driver reported nothing: {(tmp_path / 'driver.err').read_text()[-2000:]}")
+        info = json.loads(line)
+        for pid in info["ray"] + info["reapers"]:
+            try:
+                started.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
+        yield driver, info, started
+    finally:
+        driver.kill()
+        driver.wait()
+        for process in started:
+            try:
+                process.kill()
+            except psutil.Error:
+                continue
+
+
+def wait_until_gone(processes: list[psutil.Process], timeout_s: float) -> list[str]:
+    """Names of the processes still alive after up to ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while any(alive(p) for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    living = []
+    for process in processes:
+        if alive(process):
+            try:
+                living.append(f"{process.pid} {process.name()}")
+            except psutil.Error:
+                continue
+    return living
+
+
+def test_a_fresh_token_per_local_instance_unless_the_user_chose(monkeypatch):
+    reloads: list[str | None] = []
+    monkeypatch.setattr(_ray, "_reload_ray_auth", lambda: reloads.append(os.environ.get("RAY_AUTH_MODE")))
+    monkeypatch.setattr(_ray, "_own_auth", {})
+    for key in AUTH_VARS:
+        monkeypatch.delenv(key, raising=False)
+    assert _ray._start_token_auth()
+    first = os.environ["RAY_AUTH_TOKEN"]
+    assert os.environ["RAY_AUTH_MODE"] == "token" and re.fullmatch("[0-9a-f]{64}", first)
+    assert _ray._start_token_auth()  # the next instance of this process: a new token
+    assert os.environ["RAY_AUTH_TOKEN"] != first
+    _ray._end_token_auth()
+    assert not any(key in os.environ for key in AUTH_VARS)
+    assert reloads == ["token", "token", None]
+    for choice in ({"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_TOKEN_PATH": "/etc/ray-token"}, {"RAY_AUTH_TOKEN": "abc"}):
+        with monkeypatch.context() as patch:
+            for key, value in choice.items():
+                patch.setenv(key, value)
+            assert not _ray._start_token_auth()
+            _ray._end_token_auth()
+            assert {key: os.environ.get(key) for key in AUTH_VARS} == {key: choice.get(key) for key in AUTH_VARS}
+    assert reloads == ["token", "token", None]
+    # A token the user put in place of evonas's own stays.
+    assert _ray._start_token_auth()
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "mine")
+    _ray._end_token_auth()
+    assert os.environ["RAY_AUTH_TOKEN"] == "mine"
+
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
+# Starts a child and reports its pid: a stand-in for a raylet and one of its agents.
+PARENT = [sys.executable, "-c", "import subprocess, sys, time; child = subprocess.Popen(sys.argv[1:]); "
+          "print(child.pid, flush=True); time.sleep(600)", *SLEEPER]
+
+
+@pytest.mark.parametrize("ending", ["driver killed", "ray shut down"])
+def test_the_reaper_stops_ray_only_when_the_driver_is_gone(ending):
+    driver = subprocess.Popen(SLEEPER)
+    raylet = subprocess.Popen(PARENT, stdout=subprocess.PIPE, text=True)
+    agent = psutil.Process(int(raylet.stdout.readline()))
+    reaper = subprocess.Popen([sys.executable, _ray_reaper.__file__, str(driver.pid), str(raylet.pid), str(agent.pid)])
+    watched = [psutil.Process(raylet.pid), agent]
+    try:
+        time.sleep(1.5)  # the reaper is up and has looked once
+        assert reaper.poll() is None and all(alive(p) for p in watched)
+        # Ray's own fate-sharing takes the raylet down with the driver; its agent stays.
+        raylet.kill()
+        raylet.wait()
+        assert alive(agent)
+        if ending == "driver killed":
+            driver.kill()
+            assert reaper.wait(timeout=30) == 0
+            assert wait_until_gone([agent], timeout_s=10) == []
+        else:
+            agent.kill()
+            assert reaper.wait(timeout=30) == 0
+            assert driver.poll() is None  # the reaper left the living driver alone
+    finally:
+        for process in (driver, raylet, reaper):
+            process.kill()
+            process.wait()
+        with contextlib.suppress(psutil.Error):
+            agent.kill()
+    assert _ray_reaper.main(["123", "x"]) == 2
+
+
+@pytest.mark.slow
+def test_a_local_instance_refuses_connections_without_its_token(tmp_path):
+    with local_driver(tmp_path) as (driver, info, started):
+        token = info["token"]
+        assert info["mode"] == "token" and re.fullmatch("[0-9a-f]{64}", token)
+        assert info["gcs"].startswith(f"{LOOPBACK}:") and info["reapers"]
+        (tmp_path / "connect.py").write_text(CONNECT)
+        # Three attempts at once; a refused one gives up after a few seconds.
+        variants = {
+            "none": env_without_auth(RAY_AUTH_MODE="disabled"),
+            "wrong": env_without_auth(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64),
+            "right": env_without_auth(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token),
+        }
+        connections = {
+            name: subprocess.Popen(
+                [sys.executable, str(tmp_path / "connect.py"), info["gcs"]], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, env={**env, "RAY_gcs_server_port_wait_time_s": "3"},
+            )
+            for name, env in variants.items()
+        }
+        done = {name: (p.communicate(timeout=180), p.returncode) for name, p in connections.items()}
+        (out, err), code = done["right"]
+        assert code == 0 and out.strip().splitlines()[-1] == "42", err[-2000:]
+        for name in ("none", "wrong"):
+            (out, err), code = done[name]
+            assert code != 0 and "42" not in out.split()
+            assert "InvalidAuthToken" in err, err[-2000:]
+        # The token is in no file: not in Ray's session directory, not where Ray keeps its own.
+        assert not (tmp_path / "home" / ".ray").exists()
+        for path in Path(info["session_dir"]).rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                assert token.encode() not in path.read_bytes(), path
+        # A normal exit shuts Ray down; the reaper then has nothing to guard and exits too.
+        driver.stdin.close()
+        assert driver.wait(timeout=120) == 0
+        assert wait_until_gone(started, timeout_s=30) == []
+
+
+@pytest.mark.slow
+def test_ray_processes_stop_when_the_driver_is_killed(tmp_path):
+    with local_driver(tmp_path) as (driver, info, started):
+        names = {p.name() for p in started if alive(p)}
+        assert "raylet" in names and "gcs_server" in names and len(info["reapers"]) == 1
+        driver.kill()  # SIGKILL: no atexit, no ray.shutdown()
+        # Not waited for: the driver stays a zombie of this process for now, which the
+        # reaper must take for dead.
+        assert wait_until_gone(started, timeout_s=30) == []
 
 
 # -- Config ------------------------------------------------------------------------------

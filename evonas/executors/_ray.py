@@ -2,16 +2,46 @@
 
 A local Ray instance is started on loopback by default; given an ``address`` the executor
 connects to an existing cluster instead. Either way the worker (an evaluator, a trainer)
-is put into the object store once and every task receives it by reference, at most ``max_in_flight`` tasks are
-handed to Ray at a time (the rest wait, first in first out, in this process), lost
-workers and nodes are retried, and evaluations running past ``timeout_s`` are cancelled.
+is put into the object store once and every task receives it by reference, at most
+``max_in_flight`` tasks are handed to Ray at a time (the rest wait, first in first out, in
+this process), evaluations whose worker or node died are run again (each at most
+``max_retries + 1`` times), and evaluations running past ``timeout_s`` are cancelled.
 Plugins loaded in this process reach the workers through the tasks' ``runtime_env``
 (:func:`evonas.plugins.ray_runtime_env`).
 
-Importing this module sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
-``RAY_USAGE_STATS_ENABLED=0`` and ``RAY_AUTH_MODE=disabled`` in ``os.environ`` unless they
-are set already: Ray reads the first one once, at its own import, and processes started
-from here inherit them.
+Importing this module sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` and
+``RAY_USAGE_STATS_ENABLED=0`` in ``os.environ`` unless they are set already: Ray reads the
+first one once, at its own import, and processes started from here inherit them.
+
+Local instances (:func:`init_local_ray`, used by the executor without ``address``) bind
+every Ray process to 127.0.0.1, start no dashboard, and are guarded in two more ways:
+
+* **Token authentication.** Each instance gets a fresh random token
+  (``secrets.token_hex(32)``), handed to Ray the way it documents: ``RAY_AUTH_MODE=token``
+  and ``RAY_AUTH_TOKEN`` in this process's environment, which the GCS server, the raylet
+  and the workers started from here inherit. Ray then checks the token on the gRPC and
+  HTTP servers of the instance (the TCP ports of the GCS server, the raylet and its
+  agents), so a process without it can neither attach (``ray.init(address=...)`` is
+  refused) nor call those services: other users of this machine cannot use the instance to
+  run code as this user. Processes running as the same user can read the token from the
+  environment of the Ray processes (``/proc/PID/environ``), as they can read everything
+  else of that user. The token is written to no file (not to ``~/.ray/auth_token``, where
+  Ray keeps a token it generates itself, nor to Ray's session directory or a run
+  directory) and never logged; the executor removes it from the environment when it shuts
+  its instance down. If ``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``
+  is set, that explicit choice wins and authentication is left to Ray
+  (``RAY_AUTH_MODE=disabled`` turns it off). Ray releases without token authentication (no
+  ``ray._raylet.AuthenticationTokenLoader``) start the instance without a token.
+* **A reaper.** Ray ties the processes ``ray.init`` starts to this process, but not the
+  agents its raylet starts, which can go on running after a ``kill -9`` of this process. A
+  small process in a session of its own (:mod:`evonas.executors._ray_reaper`) watches this
+  one and stops the instance's processes when it is gone; after ``ray.shutdown()`` it
+  exits by itself.
+
+On a cluster (``address``) evonas changes no authentication setting: whoever runs the
+cluster starts every node with token authentication (``RAY_AUTH_MODE=token`` and the token
+in ``RAY_AUTH_TOKEN``, or in a file named by ``RAY_AUTH_TOKEN_PATH``, before ``ray start``)
+and gives the driver the same token the same way; ``ray.init`` reads it from there.
 """
 
 from __future__ import annotations
@@ -21,24 +51,27 @@ import contextlib
 import ipaddress
 import math
 import os
+import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
-# Keep Ray on this machine and quiet: no usage reports, no token auth for a loopback-only
-# instance, and RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 so that Ray keeps "127.0.0.1" as the
-# node address instead of swapping in this host's routable one. Ray reads the last one
-# once, when it is first imported, hence before `import ray`. setdefault: a user's
-# explicit choice wins.
+# Keep Ray on this machine and quiet: no usage reports, and
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 so that Ray keeps "127.0.0.1" as the node address
+# instead of swapping in this host's routable one. Ray reads the latter once, when it is
+# first imported, hence before `import ray`. setdefault: a user's explicit choice wins.
 _RAY_ENV_DEFAULTS = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AUTH_MODE": "disabled",
 }
 for _key, _value in _RAY_ENV_DEFAULTS.items():
     os.environ.setdefault(_key, _value)
 
+import psutil  # noqa: E402
 import ray  # noqa: E402
 import ray.exceptions as rex  # noqa: E402
 
@@ -81,10 +114,9 @@ class RayExecutorConfig(Checked):
             evaluator picks its device itself.
         max_in_flight: Evaluations handed to Ray at once (``None``: as many as the
             cluster can run, from its CPUs and GPUs at start).
-        max_retries: Re-runs of an evaluation whose worker or node died. Ray retries the
-            task itself up to this many times; if it still reports a system failure the
-            executor resubmits the evaluation, again up to this many times, so one
-            evaluation runs at most ``(max_retries + 1) ** 2`` times.
+        max_retries: Re-runs of an evaluation whose worker or node died (or whose result
+            or worker object was lost): one evaluation runs at most ``max_retries + 1``
+            times. Exceptions raised by the worker are never retried.
         timeout_s: Per-evaluation time limit in seconds from dispatch (``None``: none).
         catch_errors: Turn exceptions raised by the worker into failed outcomes
             (not retried). When False, :meth:`RayExecutor.wait` re-raises them.
@@ -137,29 +169,139 @@ def init_local_ray(num_cpus: int | None = None) -> None:
     plugins loaded so far travel to its workers with the job's runtime environment
     (:func:`evonas.plugins.ray_runtime_env`).
 
+    Unless ``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` is set, the
+    instance requires a fresh random token, which stays in this process's environment
+    while it runs (:class:`RayExecutor` removes it when it shuts the instance down; after
+    a ``ray.shutdown()`` of your own, the next call replaces it). A reaper process stops
+    the instance's processes if this process dies without shutting it down. See the
+    module documentation for both.
+
     Args:
         num_cpus: CPUs Ray may schedule on (``None``: all of this machine's).
 
     Raises:
-        RuntimeError: Ray bound to an address outside 127.0.0.0/8 anyway (it was then
-            shut down again).
+        RuntimeError: Ray is initialised already, or it bound to an address outside
+            127.0.0.0/8 anyway (it was then shut down again).
     """
     check_int(num_cpus, "num_cpus", 1, optional=True)
+    if ray.is_initialized():
+        # Checked before the token is touched: the running instance keeps its own.
+        raise RuntimeError("Ray is initialised already; call ray.shutdown() before init_local_ray()")
     for key, value in _RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    with _keep_loopback():
-        # address="local": a new instance even when RAY_ADDRESS or the address file of a
-        # running cluster (/tmp/ray/ray_current_cluster) would make ray.init join that one.
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=_LOOPBACK_IP,
-                 runtime_env=_plugin_env())
-    node_ip = ray.util.get_node_ip_address()
-    gcs_host = ray.get_runtime_context().gcs_address.rpartition(":")[0]
-    if not all(_is_loopback(host) for host in (node_ip, gcs_host)):
+    _start_token_auth()
+    before = _descendant_pids()
+    try:
+        with _keep_loopback():
+            # address="local": a new instance even when RAY_ADDRESS or the address file of
+            # a running cluster (/tmp/ray/ray_current_cluster) would make ray.init join it.
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=_LOOPBACK_IP,
+                     runtime_env=_plugin_env())
+    except BaseException:
+        _end_token_auth()
+        raise
+    try:
+        _start_reaper(sorted(_descendant_pids() - before))
+        node_ip = ray.util.get_node_ip_address()
+        gcs_host = ray.get_runtime_context().gcs_address.rpartition(":")[0]
+        if not all(_is_loopback(host) for host in (node_ip, gcs_host)):
+            raise RuntimeError(
+                f"the local Ray instance bound to {gcs_host!r} instead of loopback; set "
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is first imported"
+            )
+    except BaseException:
         ray.shutdown()
-        raise RuntimeError(
-            f"the local Ray instance bound to {gcs_host!r} instead of loopback; set "
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is first imported"
+        _end_token_auth()
+        raise
+
+
+# -- Token authentication of local instances -------------------------------------------
+
+_AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+# The authentication variables this module put into os.environ, while they are still
+# there unchanged: only those are replaced or removed again.
+_own_auth: dict[str, str] = {}
+
+
+def _owns_auth() -> bool:
+    return bool(_own_auth) and all(os.environ.get(key) == value for key, value in _own_auth.items())
+
+
+def _start_token_auth() -> bool:
+    """Give the local instance about to start a fresh token, unless the user chose.
+
+    Returns:
+        Whether a token was set (False: a variable of ``_AUTH_VARS`` was set by someone
+        else, or this Ray has no token authentication).
+    """
+    if not _owns_auth():
+        _own_auth.clear()
+        if any(key in os.environ for key in _AUTH_VARS) or not hasattr(ray._raylet, "AuthenticationTokenLoader"):
+            return False
+    _own_auth.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    os.environ.update(_own_auth)
+    _reload_ray_auth()
+    return True
+
+
+def _end_token_auth() -> None:
+    """Remove the token that :func:`_start_token_auth` set, if it is still in place."""
+    if not _owns_auth():
+        _own_auth.clear()
+        return
+    for key in _own_auth:
+        del os.environ[key]
+    _own_auth.clear()
+    _reload_ray_auth()
+
+
+def _reload_ray_auth() -> None:
+    """Make Ray in this process read its authentication settings from the environment again.
+
+    Ray caches the mode and the token on first use (its own switch to token mode for new
+    local clusters reloads them the same way). The configuration goes first: a background
+    thread of a previous session reloading the token must not find token mode without a
+    token.
+    """
+    raylet: Any = ray._raylet
+    raylet.Config.initialize("")
+    raylet.AuthenticationTokenLoader.instance().reset_cache()
+
+
+# -- Reaper ---------------------------------------------------------------------------
+
+# Reapers started here, kept so that finished ones are collected (no zombies, no
+# "still running" warnings when a Popen is dropped).
+_reapers: list[subprocess.Popen[bytes]] = []
+
+
+def _descendant_pids() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _start_reaper(ray_pids: list[int]) -> None:
+    """Start the process that stops ``ray_pids`` (and their descendants) once this one dies.
+
+    The script runs by path so that it imports neither evonas nor Ray, in a session of its
+    own so that a Ctrl-C or a hang-up meant for this process does not stop it, and without
+    the authentication token, which it does not need.
+    """
+    _reapers[:] = [reaper for reaper in _reapers if reaper.poll() is None]
+    if not ray_pids:
+        return
+    script = Path(__file__).with_name("_ray_reaper.py")
+    env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_TOKEN"}
+    _reapers.append(
+        subprocess.Popen(
+            [sys.executable, str(script), str(os.getpid()), *map(str, ray_pids)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
+    )
 
 
 def _plugin_env() -> dict[str, Any] | None:
@@ -244,7 +386,11 @@ def _one_line(exc: BaseException) -> str:
 
 @dataclass
 class _Job:
-    """A task and its history: how often it was resubmitted and since when it runs."""
+    """A task and its history: how often it was resubmitted and since when it runs.
+
+    Every submission is one run (Ray does not retry on its own), so the runs so far are
+    ``resubmits + 1``.
+    """
 
     task: Task
     resubmits: int = 0
@@ -256,12 +402,19 @@ class RayExecutor(Executor):
     """Run evaluations as Ray tasks on a local instance or an existing cluster.
 
     Ray is the execution engine throughout: tasks carry their resource needs
-    (``num_cpus``/``num_gpus``), Ray retries tasks whose worker or node died
-    (``max_retries``), and time-outs cancel the task with ``ray.cancel(force=True)``.
-    The executor adds what a search needs on top: a bound on evaluations in flight with
-    a FIFO queue in front of it, per-evaluation time limits, resubmission of evaluations
-    that Ray gave up on, and failed :class:`~evonas.executors.Outcome` s instead of
-    exceptions. Worker exceptions are never retried: workers are deterministic.
+    (``num_cpus``/``num_gpus``) and time-outs cancel the task with
+    ``ray.cancel(force=True)``. The executor adds what a search needs on top: a bound on
+    evaluations in flight with a FIFO queue in front of it, per-evaluation time limits,
+    re-runs of evaluations whose worker or node died, and failed
+    :class:`~evonas.executors.Outcome` s instead of exceptions.
+
+    Re-runs are the executor's alone: tasks go to Ray with ``max_retries=0``, and an
+    evaluation that failed for a system reason (worker or node died, object lost, memory
+    monitor) is submitted again, so it runs at most ``max_retries + 1`` times in all.
+    Leaving retries to Ray instead would count them twice (Ray's and the resubmissions
+    needed anyway when the worker object itself is lost), and Ray's default
+    ``task_oom_retries`` would retry tasks killed by its memory monitor without limit.
+    Worker exceptions are never retried: workers are deterministic.
 
     Only what the executor started is shut down on :meth:`close`: if Ray was already
     initialised, it is reused and left running.
@@ -272,7 +425,8 @@ class RayExecutor(Executor):
         cpus_per_eval: CPUs per evaluation.
         gpus_per_eval: GPUs per evaluation (fractions allowed).
         max_in_flight: Bound on evaluations handed to Ray at once.
-        max_retries: Re-runs after worker or node deaths.
+        max_retries: Re-runs after worker or node deaths; at most ``max_retries + 1``
+            runs per evaluation.
         timeout_s: Per-evaluation time limit in seconds, from dispatch.
         catch_errors: Evaluator exceptions become failed evaluations.
 
@@ -348,7 +502,8 @@ class RayExecutor(Executor):
         options: dict[str, Any] = dict(
             num_cpus=self.config.cpus_per_eval,
             num_gpus=self.config.gpus_per_eval,
-            max_retries=self.config.max_retries,
+            # Re-runs are counted by the executor alone (see the class docstring).
+            max_retries=0,
             retry_exceptions=False,
         )
         plugins = _plugin_env()
@@ -420,6 +575,10 @@ class RayExecutor(Executor):
         if address is None:
             init_local_ray(self.config.num_cpus)
         else:
+            # A token left by an earlier local instance of this process is not the user's
+            # setting: the cluster is joined with the authentication settings as the user
+            # made them.
+            _end_token_auth()
             ray.init(address=address, runtime_env=_plugin_env())
         self._started_ray = True
 
@@ -437,6 +596,7 @@ class RayExecutor(Executor):
     def _disconnect(self) -> None:
         if self._started_ray:
             ray.shutdown()
+            _end_token_auth()
             self._started_ray = False
 
     def _slots(self) -> int:
@@ -517,7 +677,7 @@ class RayExecutor(Executor):
         if job.resubmits >= self.config.max_retries:
             return Outcome(
                 job.task,
-                error=f"worker lost after {job.resubmits + 1} submission(s): {_one_line(exc)}",
+                error=f"worker lost after {job.resubmits + 1} run(s): {_one_line(exc)}",
                 seconds=self._elapsed(job),
             )
         if isinstance(exc, rex.ObjectLostError):
