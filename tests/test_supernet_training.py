@@ -522,3 +522,22 @@ def test_supernet_and_proxy_evaluators_pass_the_table_s_ground_truth_through(tmp
     with pytest.raises(UnknownChoiceError, match="unknown table metric 'acc'"):
         start_search(file, ["evaluator.params.report=[acc]"], run_dir=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_diverging_supernet_stops_and_fails(tmp_path, capsys):
+    """Weights that are no longer finite end the training at once (no further steps, no
+    final proxy round); the run is a failure: exit 1 with the reason on one line."""
+    run = tmp_path / "diverged"
+    config = tmp_path / "diverging.yaml"
+    config.write_text("dataset: {name: digits}\n")
+    argv = ["supernet", "train", "--config", str(config), "--run-dir", str(run), *TINY, *PROXY, "train.steps=40",
+            "train.optim.lr=1e30", "train.optim.grad_clip=null", "train.warmup_steps=0"]
+    assert cli_main(argv) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "supernet training diverged" in last
+    records = read_records(RunDir.open(run))
+    stop = [r for r in records if r["type"] == "diverged"]
+    assert len(stop) == 1 and stop[0]["step"] < 40
+    assert not any(r["type"] == "proxy" and r.get("final") for r in records)
+    summary = json.loads((run / "result.json").read_text())
+    assert summary["steps"] == stop[0]["step"] and summary["final_loss"] == "nan"

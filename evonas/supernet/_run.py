@@ -154,6 +154,7 @@ declare_records(
     proxy={"step": int, "archs": list[list[int]], "val_loss": list[JsonFloat | None],
            "val_acc": list[JsonFloat | None], "memory": int, "fitted": bool},
     resume={"from_step": int},
+    diverged={"step": int},
 )
 
 

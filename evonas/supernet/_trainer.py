@@ -277,6 +277,7 @@ class SupernetTrainer:
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(self.config.seed)
+                diverged = False
                 while state.step < tc.steps:
                     self._step(state)
                     if bar is not None:
@@ -284,7 +285,13 @@ class SupernetTrainer:
                         if state.step % 10 == 0 and state.recent_loss:
                             bar.set_postfix(loss=f"{np.mean(state.recent_loss):.3f}", archs=len(state.trained))
                     self._after_step(state)
-                if self.config.proxy.enabled and self.config.proxy.final_round and not state.final_round_done:
+                    diverged = self._diverged(state)
+                    if diverged:
+                        break
+                if (
+                    self.config.proxy.enabled and self.config.proxy.final_round and not state.final_round_done
+                    and not diverged
+                ):
                     self._proxy_round(state, final=True)
                     state.final_round_done = True
                     self._save(state)
@@ -293,6 +300,21 @@ class SupernetTrainer:
                 bar.close()
             torch.set_num_threads(threads)
         return SupernetResult(self.model, state, self.summary(state))
+
+    def _diverged(self, state: TrainState) -> bool:
+        """Whether the weights are no longer finite (checked only after a non-finite loss).
+
+        Training stops there: no later step can bring the weights back, and the run's
+        summary then carries a non-finite ``final_loss``, which makes it a failure.
+        """
+        if not state.recent_loss or math.isfinite(state.recent_loss[-1]):
+            return False
+        if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            return False  # e.g. an AMP step the gradient scaler skipped
+        if self.run is not None:
+            self.run.append({"type": "diverged", "step": state.step})
+        state.recent_loss[:] = [math.nan]
+        return True
 
     def _after_step(self, state: TrainState) -> None:
         cfg = self.config
