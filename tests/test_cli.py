@@ -54,7 +54,7 @@ def one_line_error(capsys, argv):
     "override, fragment",
     [
         ("strategy.params.popsize=3", "unknown key 'strategy.params.popsize'; 'strategy.params' takes no keys"),
-        ("strategy.name=cmaes", "unknown strategy 'cmaes'; valid choices: nsga2, random, rea"),
+        ("strategy.name=cmaes", "unknown strategy 'cmaes'; valid choices: bananas, npenas, nsga2, optuna_nsga2, optuna_tpe, random, rea"),
         ("budget.evaluations=-1", "invalid value -1 for 'budget.evaluations'; expected an integer in [1, 1000000000] or null"),
         ("evaluator.params.metric=acc", "unknown table metric 'acc'; valid choices: "),
         ("evaluator.name=surrogate", "unknown evaluator 'surrogate'; valid choices: proxy, supernet, tabular, training"),

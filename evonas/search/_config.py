@@ -81,7 +81,7 @@ class SearchConfig(Checked):
     Attributes:
         evaluator: ``{name: tabular|training|supernet|proxy|<plugin>, params: {...}}``.
         fitness: Objectives and the fitness (plain or neighbourhood-aware).
-        strategy: ``{name: random|rea|nsga2|<plugin>, params: {...}}``.
+        strategy: ``{name: random|rea|nsga2|bananas|npenas|optuna_tpe|optuna_nsga2|<plugin>, params: {...}}``.
         budget: When to stop.
         seed: The run seed (default 0).
         space: The search space, ``{name, params}`` (default ``{name: nb201}``).

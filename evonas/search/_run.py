@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from evonas._json import jsonable
 from evonas.errors import RunDirError
 from evonas.runs import RESULT, RunDir, RunKind, RunResult, resume_run, start_run
 from evonas.search._config import SearchConfig, SearchParts, build_parts
@@ -43,6 +44,11 @@ class SearchRun(RunKind):
         summary = summarize(history, config, parts.space, search.stop_reason or "budget")
         summary["failed_evaluations"] = search.state.failed_evaluations
         summary["first_error"] = search.state.first_error
+        # e.g. a predictor-guided strategy's surrogate fits and their wall time (the state's
+        # strategy: on resume it is the checkpoint's, with the figures of the whole run)
+        strategy_summary = getattr(search.state.strategy, "summary", None)
+        if callable(strategy_summary):
+            summary["strategy"] = jsonable(strategy_summary())
         return summary
 
     def failure(self, summary: dict[str, Any]) -> str | None:
@@ -162,6 +168,12 @@ def format_summary(summary: dict[str, Any], run_dir: Path | None = None) -> str:
     if "pareto_front" in summary:
         lines.append(
             f"Pareto front: {len(summary['pareto_front'])} architectures; hypervolume {summary['hypervolume']['value']:.6g}"
+        )
+    strategy = summary.get("strategy") or {}
+    if "fit_seconds" in strategy:
+        lines.append(
+            f"surrogate {strategy.get('surrogate')}: {strategy.get('surrogate_fits')} fits, "
+            f"{_fmt(strategy['fit_seconds'])} s of wall time (beside the budget)"
         )
     return "\n".join(lines)
 
