@@ -104,30 +104,6 @@ def run_free_na(table: str, strategy: str, seeds: range, budget: dict, metric: s
     return np.asarray(accs), np.asarray(queries)
 
 
-def run_tpe(table_obj: NB201Table, seeds: range, seconds: float, metric: str):
-    """Optuna's TPE sampler (Bergstra et al., NeurIPS 2011) on the same protocol, as a peer."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = table_obj.space
-    accs, queries = [], []
-    for seed in seeds:
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-        used, n, best = 0.0, 0, (-np.inf, None)
-        while used < seconds:
-            trial = study.ask()
-            arch = tuple(trial.suggest_categorical(f"edge{e}", list(range(len(space.ops)))) for e in range(space.length))
-            value = table_obj.query(arch, metric)
-            used += table_obj.train_time(arch, "cifar10-valid", 12)
-            n += 1
-            study.tell(trial, value)
-            if value > best[0]:
-                best = (value, arch)
-        accs.append(table_obj.query(best[1], REPORT))
-        queries.append(n)
-    return np.asarray(accs), np.asarray(queries)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=100, help="runs per method (default 100)")
@@ -164,8 +140,10 @@ def main() -> int:
             accs, queries = run_free_na(str(table.path), strategy, seeds, budget, metric, noisy)
             print(row(name, "", accs, queries, time.perf_counter() - t0), flush=True)
         if budget == {"seconds": 12000}:
+            # Optuna's TPE sampler (Bergstra et al., NeurIPS 2011) as a peer, through the
+            # evonas strategy that wraps it (evonas.integrations.optuna), on the same loop.
             t0 = time.perf_counter()
-            accs, queries = run_tpe(table, seeds, 12000, metric12)
+            accs, queries = run_evonas(str(table.path), "optuna_tpe", "plain", seeds, budget, metric, noisy)
             print(row("Optuna TPE", PUBLISHED["tpe"], accs, queries, time.perf_counter() - t0), flush=True)
         print()
     return 0
