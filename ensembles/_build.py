@@ -35,7 +35,6 @@ figures from the saved members.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import shutil
 from collections.abc import Sequence, Sized
@@ -52,7 +51,7 @@ from ensembles._members import CandidatePool, Member
 from ensembles._pruners import prune
 from ensembles._report import format_rows, write_ensemble_report
 from ensembles._training import CHECKPOINT_FILE, MemberFailure, MemberResult, MemberTrainer, member_from_result
-from evonas._files import make_temp_dir
+from evonas._files import make_temp_dir, write_npz
 from evonas.config import MAX_COUNT, MAX_SEED, ComponentConfig, check_int, from_dict
 from evonas.data import DataSplits, ImageTensorDataset, cached_splits
 from evonas.errors import ArchError, ConfigError, DataError, RunDirError
@@ -246,10 +245,7 @@ def _read_plan(run: RunDir, space: SearchSpace) -> tuple[list[PlannedMember], Da
 
 
 def _write_labels(run: RunDir, val: np.ndarray, test: np.ndarray) -> None:
-    run.subdir(POOL_DIR)
-    buffer = io.BytesIO()
-    np.savez(buffer, val=val, test=test)
-    atomic_write_bytes(run.path / POOL_DIR / LABELS_FILE, buffer.getvalue())
+    write_npz(run.subdir(POOL_DIR) / LABELS_FILE, {"val": val, "test": test})
 
 
 def _read_labels(run: RunDir) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,6 @@ registered space and decoder.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,7 +32,7 @@ import yaml
 
 from ensembles._combine import softmax_logits
 from ensembles._validation import as_labels
-from evonas._files import atomic_write_bytes
+from evonas._files import atomic_write_bytes, write_npz
 from evonas.config import ComponentConfig, check_int, from_dict, to_dict, yaml_mapping
 from evonas.errors import ConfigError, DataError
 from evonas.spaces import SearchSpace
@@ -204,7 +203,7 @@ class Member:
         arrays: dict[str, Any] = {"val": self.val_logits}
         if self.test_logits is not None:
             arrays["test"] = self.test_logits
-        _write_npz(path / _LOGITS_FILE, arrays)
+        write_npz(path / _LOGITS_FILE, arrays)
         record = {
             "format": MEMBER_FORMAT,
             "name": self.name,
@@ -446,7 +445,7 @@ class CandidatePool:
         labels: dict[str, Any] = {"val": self.val_labels}
         if self.test_labels is not None:
             labels["test"] = self.test_labels
-        _write_npz(path / _LABELS_FILE, labels)
+        write_npz(path / _LABELS_FILE, labels)
         record = {"format": POOL_FORMAT, "num_classes": self.num_classes, "members": self.names}
         atomic_write_bytes(path / _POOL_YAML, yaml.safe_dump(record, sort_keys=False).encode())
         return path
@@ -472,10 +471,3 @@ class CandidatePool:
         if "val" not in labels:
             raise DataError(f"{path / _LABELS_FILE} has no 'val' labels; it holds {sorted(labels)}")
         return cls(members, labels["val"], labels.get("test"))
-
-
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Save ``arrays`` as the ``.npz`` file ``path`` atomically (a link there is replaced, not followed)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like its allow_pickle flag
-    atomic_write_bytes(path, buffer.getvalue())

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ensembles._evaluate import BEST_SINGLE, BEST_SINGLE_ORACLE, FULL, EnsembleEvaluation, EnsembleRow
-from evonas._files import atomic_write_bytes, save_figure
+from evonas._files import atomic_write_bytes, save_figure, write_npz
 
 ENSEMBLES_CSV = "ensembles.csv"
 MEMBERS_CSV = "members.csv"
@@ -216,10 +216,7 @@ def write_ensemble_report(
         for p in points
     ]
     atomic_write_bytes(path / CURVES_CSV, _csv(["label", "bound", "num_members", "val_acc", "test_acc"], curve_rows))
-    buffer = io.BytesIO()
-    arrays: dict[str, Any] = {"names": np.asarray(evaluation.member_names), **evaluation.diversity}
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path / DIVERSITY_NPZ, buffer.getvalue())
+    write_npz(path / DIVERSITY_NPZ, {"names": np.asarray(evaluation.member_names), **evaluation.diversity})
     figures = []
     if evaluation.curves:
         plot_size_curves(evaluation, path / SIZE_PNG)

@@ -15,6 +15,7 @@ import io
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bo
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> None:
+    """Save ``arrays`` as the ``.npz`` file ``path`` with :func:`atomic_write_bytes`."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def make_temp_dir(parent: str | os.PathLike[str], prefix: str, suffix: str = "") -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from evonas._files import file_mode
+from evonas._files import atomic_write_bytes
 from evonas._json import json_float, jsonable
 from evonas.config import MAX_BATCH_SIZE, MAX_SEED, ComponentConfig, to_dict
 from evonas.errors import CapabilityError, DataError, UnknownChoiceError
@@ -293,15 +292,7 @@ class ZeroCostScorer(BaseEstimator):
             "settings": self._settings(),
             "scores": {",".join(map(str, a)): {p: json_float(v) for p, v in s.items()} for a, s in merged.items()},
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(payload, fh)
-            os.chmod(tmp, file_mode())  # mkstemp makes it private; the cache follows the umask
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_bytes(path, json.dumps(payload).encode())
 
 
 def _read_cache(path: Path) -> dict[Arch, dict[str, float]]:

@@ -13,13 +13,12 @@ import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from evonas._files import dir_mode, file_mode
+from evonas._files import make_temp_dir, write_npz
 from evonas.errors import DataError
 
 CACHE_ENV_VAR = "EVONAS_CACHE"
@@ -60,10 +59,9 @@ def build_dir_atomically(target: Path, build: Callable[[Path], None]) -> Path:
     if target.is_dir():
         return target
     _make_dirs(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = make_temp_dir(target.parent, prefix=f".{target.name}.")
     try:
         build(tmp)
-        os.chmod(tmp, dir_mode())  # mkdtemp makes it private; a cache follows the umask
         try:
             os.rename(tmp, target)
         except OSError:
@@ -78,15 +76,7 @@ def build_dir_atomically(target: Path, build: Callable[[Path], None]) -> Path:
 def save_arrays_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to the ``.npz`` file ``target`` through a temporary file and a rename."""
     _make_dirs(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like its allow_pickle flag
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_npz(target, arrays)
 
 
 def extract_tar_safely(archive: Path, dest: Path) -> None:

@@ -42,9 +42,10 @@ which trials finish, as with evonas's Ray executor.
 Checkpoints: Tune saves a searcher into its experiment directory with :meth:`save` and
 reads it back with :meth:`restore` (on ``Tuner.restore``); the state (the strategy, the
 suggestion counter and the trials in flight) is pickled there as Ray Tune's own searchers
-do (``OptunaSearch``, ``HyperOptSearch``). Tune's experiment state beside it is pickled as
-well, so restore only experiment directories you wrote. Runs of ``evonas search`` keep their
-signed checkpoints in run directories; this file is not one of them.
+do (``OptunaSearch``, ``HyperOptSearch``), but signed with this user's evonas key like a run
+directory's checkpoints (:func:`evonas.runs.sign`), and a file not signed with it is never
+unpickled. Tune's own experiment state beside it is plain pickle, so restore only experiment
+directories you wrote.
 
 Importing this module without Ray Tune raises
 :class:`~evonas.integrations.MissingExtraError` (``pip install 'evonas[tune]'``).
@@ -70,13 +71,16 @@ except ImportError as _exc:
     raise missing_extra("ray.tune", "evonas.integrations.ray_tune", _exc) from _exc
 
 from evonas.config import MAX_SEED, ComponentConfig, check_int
-from evonas.errors import ConfigError, RunDirError
+from evonas.errors import ConfigError, RunDirError, UntrustedFileError
 from evonas.integrations._decisions import DEFAULT_PREFIX, as_params, decision_names, fixed_length_space
+from evonas.runs import atomic_write_bytes, sign, verified_payload
 from evonas.search import evaluation_seed
 from evonas.spaces import Arch, SearchSpace
 from evonas.strategies import STRATEGIES, FitnessValues, Strategy
 
 _FORMAT = "evonas-searcher/1"
+_SIGNED_NAME = "evonas-tune-searcher"
+"""The name the searcher state is signed under (any file name Tune gives it is accepted)."""
 MODES = ("min", "max")
 
 
@@ -205,7 +209,8 @@ class EvonasSearcher(Searcher):
 
     # ---------------------------------------------------------------------- state
     def save(self, checkpoint_path: str) -> None:
-        """Pickle the searcher's state to ``checkpoint_path`` (Tune calls this)."""
+        """Pickle the searcher's state to ``checkpoint_path``, signed with this user's evonas
+        key like a run directory's checkpoints (Tune calls this)."""
         state = {
             "format": _FORMAT,
             "strategy": self.strategy,
@@ -217,17 +222,23 @@ class EvonasSearcher(Searcher):
             "num_suggested": self._num_suggested,
             "live": dict(self._live),
         }
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(state, f)
+        atomic_write_bytes(checkpoint_path, sign(_SIGNED_NAME, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
 
     def restore(self, checkpoint_path: str) -> None:
         """Replace the searcher's state by the one :meth:`save` wrote to ``checkpoint_path``.
 
         Raises:
+            UntrustedFileError: The file is not signed with this user's evonas key (it is
+                never unpickled).
             RunDirError: The file is not a state written by :meth:`save`.
         """
         with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
+            payload = verified_payload(_SIGNED_NAME, f.read())
+        if payload is None:  # never unpickled: it could run code
+            raise UntrustedFileError(
+                f"{os.fspath(checkpoint_path)!r} is not a state saved by EvonasSearcher.save with this user's evonas key"
+            )
+        state = pickle.loads(payload)
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise RunDirError(f"{os.fspath(checkpoint_path)!r} is not a state saved by EvonasSearcher.save")
         self.strategy = state["strategy"]

@@ -27,6 +27,8 @@ from evonas.runs._rundir import (
     atomic_write_bytes,
     key_file,
     package_versions,
+    sign,
+    verified_payload,
 )
 
 __all__ = [
@@ -51,5 +53,7 @@ __all__ = [
     "resume_run",
     "run_kind",
     "run_stage",
+    "sign",
     "start_run",
+    "verified_payload",
 ]

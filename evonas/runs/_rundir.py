@@ -243,11 +243,12 @@ class RunDir:
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise RunDirError(f"run directory {str(p)!r} exists and is not a directory; choose a new one")
+        not_empty = (
+            f"run directory {str(p)!r} already exists and is not empty; choose a new one or resume it "
+            f"with --resume {str(p)!r}"
+        )
         if p.exists() and any(p.iterdir()):
-            raise RunDirError(
-                f"run directory {str(p)!r} already exists and is not empty; choose a new one or resume it "
-                f"with --resume {str(p)!r}"
-            )
+            raise RunDirError(not_empty)
         meta = {
             "kind": kind,
             "seed": seed,
@@ -272,10 +273,7 @@ class RunDir:
                 os.rename(tmp, p)  # replaces an empty directory; fails on anything else
             except OSError as exc:
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-                    raise RunDirError(
-                        f"run directory {str(p)!r} already exists and is not empty; choose a new one or resume it "
-                        f"with --resume {str(p)!r}"
-                    ) from None
+                    raise RunDirError(not_empty) from None
                 raise RunDirError(f"cannot create run directory {str(p)!r}: {exc.strerror}") from None
         finally:
             if tmp.exists():
@@ -432,15 +430,14 @@ class RunDir:
         if self._log_fh is None:
             _, self._chained, self._last_chk = self._scan_log(repair=True)
             self._log_fh = os.fdopen(self._open_entry(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a")
-        line = json.dumps(jsonable(record), separators=(",", ":"), allow_nan=False)
+        # jsonable: the record as it will be read back (tuples as lists, keys as strings,
+        # non-finite floats as strings), which is what the checksum covers
+        body = jsonable(record)
+        body.pop(CHK, None)
         if self._chained:
-            # the checksum is of the record as it will be read back (tuples as lists, keys as strings)
-            body = json.loads(line)
-            body.pop(CHK, None)
             self._last_chk = record_checksum(self._last_chk, body)
             body[CHK] = self._last_chk
-            line = json.dumps(body, separators=(",", ":"), allow_nan=False)
-        self._log_fh.write(line + "\n")
+        self._log_fh.write(json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n")
         self._log_fh.flush()
 
     def read_log(self, repair: bool = False) -> list[dict[str, Any]]:
