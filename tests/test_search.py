@@ -53,7 +53,7 @@ def test_run_directory_contents(tmp_path, nb201_env):
     run = tmp_path / "run"
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["strategy"]["params"] == {"population_size": 5, "tournament_size": 2}
-    assert config["fitness"]["params"] == {"aggregate": "mean", "include_self": True}
+    assert config["fitness"]["params"] == {"aggregate": "mean", "include_self": True, "neighbour_cost": "counted"}
     meta = yaml.safe_load((run / "meta.yaml").read_text())
     assert meta["seed"] == 3 and meta["versions"]["numpy"] != "absent" and meta["kind"] == "search"
     records = read_log(run)

@@ -17,6 +17,10 @@ from evonas.errors import ConfigError
 from evonas.evaluation import Evaluation
 from evonas.spaces import Arch
 
+NeighbourCost = Literal["counted", "free"]
+"""How a fitness's neighbour evaluations are charged to the budget (see :class:`Fitness`)."""
+NEIGHBOUR_COSTS: tuple[NeighbourCost, ...] = ("counted", "free")
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -64,6 +68,8 @@ class PlainFitness:
             NAS-Bench-201 protocol charges repeats again).
     """
 
+    neighbour_cost: NeighbourCost = "counted"  # no neighbours: every evaluation is the candidate's own
+
     def __init__(self, objectives: tuple[Objective, ...], cache: bool = False) -> None:
         if not objectives:
             raise ConfigError("fitness.objectives must name at least one metric")
@@ -99,10 +105,20 @@ def _objective_values(objectives: tuple[Objective, ...], metrics: Mapping[str, f
 
 
 class Fitness(Protocol):
-    """What the search loop needs of a fitness."""
+    """What the search loop needs of a fitness.
+
+    Attributes:
+        objectives: What to maximise or minimise.
+        cache: Evaluate each architecture once per run and reuse the result.
+        neighbour_cost: ``"counted"``: every evaluation the loop runs is charged to the
+            budget. ``"free"``: each candidate is charged its own evaluation (its cost,
+            once per candidate, even when the evaluation was cached) and nothing else; the
+            evaluations of the rest of its plan are run but not charged.
+    """
 
     objectives: tuple[Objective, ...]
     cache: bool
+    neighbour_cost: NeighbourCost
 
     def plan(self, arch: Arch) -> list[Arch]:
         """The architectures whose evaluations score ``arch``; ``arch`` comes first."""

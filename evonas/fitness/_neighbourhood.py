@@ -16,7 +16,7 @@ import numpy as np
 
 from evonas.errors import ConfigError
 from evonas.evaluation import Evaluation
-from evonas.fitness._base import Objective, Score, _objective_values
+from evonas.fitness._base import NEIGHBOUR_COSTS, NeighbourCost, Objective, Score, _objective_values
 from evonas.spaces import Arch, SearchSpace
 
 _QUANTILE = re.compile(r"^q(0(\.\d+)?|1(\.0+)?)$")
@@ -54,14 +54,27 @@ class NeighbourhoodAwareFitness:
     neighbours (24 for NAS-Bench-201). ``"min"`` is the pessimistic variant and ``"q<p>"``
     a quantile (of the signed values, so ``q0.25`` is pessimistic for both directions).
     Every evaluation is cached for the run: neighbourhoods of nearby candidates overlap,
-    and each architecture is paid for once. Neighbours whose evaluation failed are left
+    and each architecture is evaluated once. Neighbours whose evaluation failed are left
     out of the aggregate; if the candidate itself failed it gets no score.
+
+    What the budget is charged is ``neighbour_cost``. ``"counted"`` charges every
+    evaluation run, neighbours included (each architecture once, as it is cached).
+    ``"free"`` is the paper's accounting: Wang et al. compare neighbourhood-aware and
+    plain searches at equal numbers of searched architectures, reading the neighbours
+    from the benchmark, so each candidate is charged its own evaluation (again for a
+    candidate searched twice, as the NAS-Bench-201 protocol charges repeats) and its
+    neighbours are read for nothing. Only a table prices neighbours that way; a search
+    config accepts ``"free"`` with the tabular evaluator only.
 
     Args:
         space: The search space that defines the neighbours.
         objectives: What to maximise or minimise.
         aggregate: ``"mean"`` (default), ``"min"``, ``"max"``, ``"median"`` or ``"q<p>"``.
         include_self: Aggregate over the architecture as well as its neighbours (default True).
+        neighbour_cost: ``"counted"`` (default) or ``"free"`` (see above).
+
+    Raises:
+        ConfigError: An unknown aggregate or ``neighbour_cost``.
     """
 
     cache = True
@@ -72,14 +85,20 @@ class NeighbourhoodAwareFitness:
         objectives: tuple[Objective, ...],
         aggregate: str = "mean",
         include_self: bool = True,
+        neighbour_cost: NeighbourCost = "counted",
     ) -> None:
         if not objectives:
             raise ConfigError("fitness.objectives must name at least one metric")
+        if neighbour_cost not in NEIGHBOUR_COSTS:
+            raise ConfigError(
+                f"invalid fitness neighbour_cost {neighbour_cost!r}; valid: {', '.join(NEIGHBOUR_COSTS)}"
+            )
         self.space = space
         self.objectives = tuple(objectives)
         self.aggregate = aggregate
         self._how = parse_aggregate(aggregate)
         self.include_self = include_self
+        self.neighbour_cost: NeighbourCost = neighbour_cost
 
     def plan(self, arch: Arch) -> list[Arch]:
         return [arch, *self.space.neighbors(arch)]

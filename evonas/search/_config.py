@@ -8,12 +8,20 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from evonas.config import MAX_COUNT, MAX_SEED, Checked, ComponentConfig, IsPath, Range, Registered, from_dict, to_dict
-from evonas.errors import ConfigError
+from evonas.errors import ArchError, ConfigError
 from evonas.evaluation import Evaluator
 from evonas.executors import Executor
-from evonas.fitness import NeighbourhoodAwareFitness, Objective, PlainFitness, check_metrics, parse_aggregate
+from evonas.fitness import (
+    NEIGHBOUR_COSTS,
+    NeighbourCost,
+    NeighbourhoodAwareFitness,
+    Objective,
+    PlainFitness,
+    check_metrics,
+    parse_aggregate,
+)
 from evonas.search._loop import Budget
-from evonas.spaces import SearchSpace
+from evonas.spaces import Arch, SearchSpace
 from evonas.strategies import STRATEGIES, Strategy
 
 
@@ -36,10 +44,16 @@ class NeighbourhoodParams:
     Attributes:
         aggregate: ``mean`` (default), ``min``, ``max``, ``median`` or ``q<p>``.
         include_self: Aggregate over the architecture too (default True).
+        neighbour_cost: ``counted`` (default): every evaluation run, neighbours included,
+            is charged to the budget. ``free``: the paper's accounting, which compares
+            searches at equal numbers of searched architectures: each candidate is charged
+            its own evaluation, its neighbours are read but not charged (tabular evaluator
+            only: other evaluators spend real time on every neighbour).
     """
 
     aggregate: str = "mean"
     include_self: bool = True
+    neighbour_cost: NeighbourCost = "counted"
 
     def __post_init__(self) -> None:
         parse_aggregate(self.aggregate)
@@ -92,6 +106,11 @@ class SearchConfig(Checked):
             ``test_acc``); default: the first objective.
         checkpoint_every: Candidates between checkpoints (default 20).
         progress: Show a progress bar (default True).
+        initial: Architecture strings that take the place of the strategy's first
+            proposals, e.g. a cell a differentiable search derived (``evonas dnas train``
+            prints it; :func:`evonas.dnas.load_cell` reads it): REA's and NSGA-II's
+            initial population then holds them, and every strategy is told their results
+            as its own.
     """
 
     evaluator: Annotated[ComponentConfig, Registered("evaluator")]
@@ -105,6 +124,22 @@ class SearchConfig(Checked):
     report: str | None = None
     checkpoint_every: Annotated[int, Range(1, MAX_COUNT)] = 20
     progress: bool = True
+    initial: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        cost = self.fitness.params.get("neighbour_cost", "counted")
+        if cost == "free" and self.evaluator.name not in FREE_NEIGHBOUR_EVALUATORS:
+            raise ConfigError(
+                f"fitness.params.neighbour_cost {cost!r} needs evaluator "
+                f"{' or '.join(repr(n) for n in FREE_NEIGHBOUR_EVALUATORS)} (a table reads neighbours; "
+                f"evaluator {self.evaluator.name!r} spends real time on each); valid values with it: "
+                f"{', '.join(repr(c) for c in NEIGHBOUR_COSTS if c != 'free')}"
+            )
+
+
+FREE_NEIGHBOUR_EVALUATORS = ("tabular",)
+"""Evaluators whose neighbour queries ``neighbour_cost: free`` may leave uncharged (look-ups)."""
 
 
 @dataclass
@@ -116,6 +151,7 @@ class SearchParts:
     fitness: PlainFitness | NeighbourhoodAwareFitness
     strategy: Strategy
     executor: Executor
+    initial: tuple[Arch, ...] = ()
 
 
 def build_parts(config: SearchConfig) -> SearchParts:
@@ -126,6 +162,7 @@ def build_parts(config: SearchConfig) -> SearchParts:
             config asks for that cannot be built.
     """
     space: SearchSpace = config.space.build("space")
+    initial = initial_archs(config.initial, space)
     strategy_cls = STRATEGIES.get(config.strategy.name)
     if len(config.fitness.objectives) > strategy_cls.max_objectives:
         raise ConfigError(
@@ -148,7 +185,23 @@ def build_parts(config: SearchConfig) -> SearchParts:
         fitness = PlainFitness(config.fitness.objectives, cache=fit.cache)
     else:
         fitness = NeighbourhoodAwareFitness(
-            space, config.fitness.objectives, aggregate=fit.aggregate, include_self=fit.include_self
+            space, config.fitness.objectives, aggregate=fit.aggregate, include_self=fit.include_self,
+            neighbour_cost=fit.neighbour_cost,
         )
     executor: Executor = config.executor.build("executor")
-    return SearchParts(space, evaluator, fitness, strategy, executor)
+    return SearchParts(space, evaluator, fitness, strategy, executor, initial)
+
+
+def initial_archs(texts: tuple[str, ...], space: SearchSpace) -> tuple[Arch, ...]:
+    """The ``initial`` architectures as genotypes of ``space``.
+
+    Raises:
+        ArchError: One is not an architecture of ``space``; the message names its position.
+    """
+    out = []
+    for i, text in enumerate(texts):
+        try:
+            out.append(space.validate(text))
+        except ArchError as exc:
+            raise ArchError(f"initial[{i}]: {exc}") from None
+    return tuple(out)

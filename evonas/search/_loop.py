@@ -60,9 +60,10 @@ class Budget(Checked):
 
     Attributes:
         evaluations: Evaluations (table queries or trainings) allowed, counting every
-            evaluation a fitness triggers (e.g. neighbours); ``None`` for no limit.
+            evaluation a fitness triggers (e.g. neighbours) unless the fitness leaves its
+            neighbours free (then one per candidate); ``None`` for no limit.
         seconds: Summed evaluation cost allowed (simulated seconds for tables, wall
-            seconds for training); ``None`` for no limit.
+            seconds for training), charged as ``evaluations`` are; ``None`` for no limit.
 
     The budget is checked before each new candidate, so the last candidate may overshoot
     it (as in NAS-Bench-201's reference implementation, which keeps the last query).
@@ -79,7 +80,12 @@ class Budget(Checked):
 
 @dataclass
 class CandidateRecord:
-    """A scored candidate, in the order the strategy was told."""
+    """A scored candidate, in the order the strategy was told.
+
+    ``used_evaluations`` and ``used_seconds`` are what the budget had been charged when it
+    was told; ``uncharged_evaluations`` the evaluations run by then that were not charged
+    (neighbours of a fitness whose ``neighbour_cost`` is ``"free"``).
+    """
 
     cand_id: int
     arch: Arch
@@ -89,6 +95,7 @@ class CandidateRecord:
     num_evaluations: int
     used_evaluations: int
     used_seconds: float
+    uncharged_evaluations: int = 0
 
 
 @dataclass
@@ -97,6 +104,7 @@ class _Pending:
     plan: list[Arch]
     results: dict[Arch, Evaluation] = field(default_factory=dict)
     new_evaluations: int = 0
+    runs_own: bool = False  # its own evaluation was submitted for it (not cached, not another's)
 
 
 @dataclass
@@ -113,8 +121,9 @@ class SearchState:
     next_eval_id: int = 0
     next_cand_id: int = 0
     submitted: int = 0
-    used_evaluations: int = 0
-    used_seconds: float = 0.0
+    used_evaluations: int = 0  # charged to the budget
+    used_seconds: float = 0.0  # charged to the budget
+    uncharged_evaluations: int = 0  # run but not charged (free neighbours)
     log_position: int = 0  # evaluation records consumed, in log order
     told: int = 0  # candidates told, in log order
     pending: dict[int, _Pending] = field(default_factory=dict)
@@ -258,6 +267,9 @@ class Search:
             evaluation (everything they needed was cached), which happens only when a
             strategy keeps revisiting the same region of a small space.
         on_candidate: Called with every new :class:`CandidateRecord`.
+        initial: Architectures that take the place of the strategy's first proposals
+            (the strategy is still asked, so its random draws and bookkeeping are those
+            of a run without them, and it is told their results as its own).
     """
 
     def __init__(
@@ -274,8 +286,10 @@ class Search:
         progress: bool = False,
         stall_limit: int = 10_000,
         on_candidate: Callable[[CandidateRecord], None] | None = None,
+        initial: Sequence[Arch] = (),
     ) -> None:
         self.space = space
+        self.initial = tuple(space.validate(a) for a in initial)
         self.fitness = fitness
         self.evaluator = evaluator
         self.executor: Executor = executor
@@ -384,9 +398,15 @@ class Search:
         return self.history
 
     # --------------------------------------------------------------------------- asking
+    @property
+    def _neighbours_free(self) -> bool:
+        return self.fitness.neighbour_cost == "free"
+
     def _budget_left(self) -> bool:
         st, b = self.state, self.budget
-        if b.evaluations is not None and st.submitted >= b.evaluations:
+        # evaluations are charged as they are asked for; with free neighbours, one per candidate
+        asked = st.next_cand_id if self._neighbours_free else st.submitted
+        if b.evaluations is not None and asked >= b.evaluations:
             return False
         if b.seconds is not None and st.used_seconds >= b.seconds:
             return False
@@ -401,10 +421,13 @@ class Search:
             if not strategy.synchronous and len(st.pending) >= self.executor.capacity:
                 break
             arch = strategy.ask()
+            st.used_seconds += float(strategy.take_cost())
             if arch is None:
                 if not st.pending and not st.held and not st.ready:
                     st.stop_reason = "strategy has nothing to propose"
                 break
+            if st.next_cand_id < len(self.initial):
+                arch = self.initial[st.next_cand_id]
             arch = self.space.validate(arch)
             cand_id = st.next_cand_id
             st.next_cand_id += 1
@@ -421,6 +444,7 @@ class Search:
             if new:
                 self._submit(new, cand_id)
                 pend.new_evaluations = len(new)
+                pend.runs_own = arch in new
             if len(pend.results) == len(set(pend.plan)):
                 st.ready.append(cand_id)
             if pend.new_evaluations == 0:
@@ -462,8 +486,9 @@ class Search:
         if owner not in st.open_evals.values():
             del st.outstanding[owner]
         st.log_position += 1
-        st.used_evaluations += 1
-        st.used_seconds += float(evaluation.cost)
+        if not self._neighbours_free:
+            st.used_evaluations += 1
+            st.used_seconds += float(evaluation.cost)
         if evaluation.failed:
             st.failed_evaluations += 1
             if st.first_error is None:
@@ -495,6 +520,12 @@ class Search:
         st = self.state
         for cand_id in sorted(st.ready):
             pend = st.pending.pop(cand_id)
+            if self._neighbours_free:
+                # the paper's accounting: the searched architecture is paid for, each time
+                # it is searched; the rest of its plan is read for nothing
+                st.used_evaluations += 1
+                st.used_seconds += float(pend.results[pend.arch].cost)
+                st.uncharged_evaluations += pend.new_evaluations - int(pend.runs_own)
             score = self.fitness.combine(pend.arch, pend.results)
             if st.strategy.synchronous:
                 st.scores[cand_id] = (pend.arch, score)
@@ -522,6 +553,7 @@ class Search:
             num_evaluations=score.num_evaluations,
             used_evaluations=st.used_evaluations,
             used_seconds=st.used_seconds,
+            uncharged_evaluations=st.uncharged_evaluations,
         )
         st.told += 1
         self._record(record)
@@ -602,11 +634,16 @@ def candidate_to_json(record: CandidateRecord, space: SearchSpace) -> dict[str, 
         "num_evaluations": record.num_evaluations,
         "used_evaluations": record.used_evaluations,
         "used_seconds": record.used_seconds,
+        "uncharged_evaluations": record.uncharged_evaluations,
     }
 
 
 def candidate_from_json(record: dict[str, Any]) -> CandidateRecord:
-    """The candidate of a ``candidate`` log record (written by :func:`candidate_to_json`)."""
+    """The candidate of a ``candidate`` log record (written by :func:`candidate_to_json`;
+    a record without ``uncharged_evaluations`` is of a run that charged everything)."""
+    uncharged = record.get("uncharged_evaluations", 0)
+    if not isinstance(uncharged, int) or isinstance(uncharged, bool):
+        raise RunDirError(f"candidate record {record.get('cand_id')!r} has uncharged_evaluations={uncharged!r}; expected int")
     return CandidateRecord(
         cand_id=record["cand_id"],
         arch=tuple(record["arch"]),
@@ -616,6 +653,7 @@ def candidate_from_json(record: dict[str, Any]) -> CandidateRecord:
         num_evaluations=record["num_evaluations"],
         used_evaluations=record["used_evaluations"],
         used_seconds=float(record["used_seconds"]),
+        uncharged_evaluations=uncharged,
     )
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from evonas._json import jsonable
 from evonas.errors import RunDirError
+from evonas.fitness import hypervolume
 from evonas.runs import RESULT, RunDir, RunKind, RunResult, resume_run, start_run
 from evonas.search._config import SearchConfig, SearchParts, build_parts
 from evonas.search._loop import CandidateRecord, Search, best_candidate, candidate_from_json, pareto_front
@@ -39,6 +40,7 @@ class SearchRun(RunKind):
             run=run,
             checkpoint_every=config.checkpoint_every,
             progress=progress,
+            initial=parts.initial,
         )
         history = search.run_search(resume=resume)
         summary = summarize(history, config, parts.space, search.stop_reason or "budget")
@@ -94,30 +96,21 @@ def load_history(run: RunDir) -> list[CandidateRecord]:
 def front_hypervolume(history: list[CandidateRecord]) -> tuple[float, list[float]]:
     """Hypervolume of the Pareto front of ``history`` and its reference point.
 
-    Computed with DEAP (``deap.benchmarks.tools.hypervolume``) on the objective values as
+    Computed with DEAP (:func:`evonas.fitness.hypervolume`) on the objective values as
     stored (signed so that larger is better); the reference point is the worst value of
     each objective over every scored candidate, so the figure measures how far the front
-    reaches beyond what the search saw at its worst.
+    reaches beyond what the search saw at its worst. (To compare runs, measure their fronts
+    against a table's true front with one reference point: :func:`evonas.fitness.table_front`.)
     """
-    from deap import base
-    from deap.benchmarks.tools import hypervolume
-
     scored = np.array([r.values for r in history if r.values is not None], dtype=float)
-    front = pareto_front(history)
-    fitness_cls = type("HVFitness", (base.Fitness,), {"weights": (1.0,) * scored.shape[1]})
-
-    class _Point:
-        def __init__(self, values: tuple[float, ...]) -> None:
-            self.fitness = fitness_cls(values)
-
-    ref = -scored.min(axis=0)  # DEAP minimises the negated (weighted) values
-    volume = float(hypervolume([_Point(tuple(r.values or ())) for r in front], ref=ref))
-    return volume, [float(v) for v in -ref]
+    ref = scored.min(axis=0)
+    volume = hypervolume([r.values or () for r in pareto_front(history)], ref)
+    return volume, [float(v) for v in ref]
 
 
 def summarize(history: list[CandidateRecord], config: SearchConfig, space: SearchSpace, stop_reason: str) -> dict[str, Any]:
-    """The summary of a run: best architecture, its metrics, the budget used (and the
-    Pareto front with its hypervolume for several objectives)."""
+    """The summary of a run: best architecture, its metrics, the budget used and how it
+    was charged (and the Pareto front with its hypervolume for several objectives)."""
     best = best_candidate(history)
     last = history[-1] if history else None
     summary: dict[str, Any] = {
@@ -126,6 +119,10 @@ def summarize(history: list[CandidateRecord], config: SearchConfig, space: Searc
         "failed": sum(r.failed for r in history),
         "used_evaluations": last.used_evaluations if last else 0,
         "used_seconds": last.used_seconds if last else 0.0,
+        "accounting": {
+            "neighbour_cost": config.fitness.params.get("neighbour_cost", "counted"),
+            "uncharged_evaluations": last.uncharged_evaluations if last else 0,
+        },
         "objectives": [f"{o.direction} {o.metric}" for o in config.fitness.objectives],
         "best": None,
     }
@@ -147,6 +144,17 @@ def summarize(history: list[CandidateRecord], config: SearchConfig, space: Searc
     return summary
 
 
+def accounting_text(summary: dict[str, Any]) -> str:
+    """How the budget of a run was charged, in words (from its summary)."""
+    accounting = summary.get("accounting") or {}
+    if accounting.get("neighbour_cost") == "free":
+        return (
+            "neighbours free (neighbour_cost: free): each candidate is charged its own evaluation only; "
+            f"{accounting.get('uncharged_evaluations', 0)} neighbour evaluations were run and not charged"
+        )
+    return "every evaluation run is charged (neighbour_cost: counted)"
+
+
 def format_summary(summary: dict[str, Any], run_dir: Path | None = None) -> str:
     """A few lines for the terminal."""
     lines = []
@@ -156,6 +164,8 @@ def format_summary(summary: dict[str, Any], run_dir: Path | None = None) -> str:
         f"candidates: {summary['candidates']} ({summary['failed']} failed); budget used: "
         f"{summary['used_evaluations']} evaluations, {summary['used_seconds']:.1f} s; stopped: {summary['stop_reason']}"
     )
+    if (summary.get("accounting") or {}).get("neighbour_cost") == "free":
+        lines.append(f"budget accounting: {accounting_text(summary)}")
     best = summary.get("best")
     if best is None:
         lines.append("no candidate succeeded")
@@ -257,6 +267,7 @@ def write_report(run: RunDir) -> str:
         f"- candidates: {summary['candidates']} ({summary['failed']} failed); budget used: "
         f"{summary['used_evaluations']} evaluations, {summary['used_seconds']:.1f} s"
     )
+    lines.append(f"- budget accounting: {accounting_text(summary)}")
     lines.append("")
     if summary.get("best") is not None:
         b = summary["best"]

@@ -2,8 +2,11 @@
 Architectures for Neural Architecture Search", AAAI 2021.
 
 Also the machinery every predictor-guided strategy shares: the surrogate (any registered
-predictor, optionally ensembled for an uncertainty estimate), the acquisition functions
-and the batch ask/tell protocol (:class:`PredictorGuidedSearch`, which NPENAS builds on).
+predictor, optionally ensembled for an uncertainty estimate), the acquisition functions,
+the batch ask/tell protocol (:class:`PredictorGuidedSearch`, which NPENAS builds on), an
+optional zero-cost warm start (:mod:`evonas.strategies._zc_warmstart`) and an optional
+final local-search phase (White, Nolen, Savani, "Exploring the Loss Landscape in Neural
+Architecture Search", UAI 2021).
 """
 
 from __future__ import annotations
@@ -17,10 +20,19 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
-from evonas.config import MAX_ARCHS, MAX_POPULATION, Checked, ComponentConfig, Range, check_choice
+from evonas.config import (
+    MAX_ARCHS,
+    MAX_COUNT,
+    MAX_POPULATION,
+    Checked,
+    ComponentConfig,
+    Range,
+    check_choice,
+)
 from evonas.errors import ConfigError, EvonasError
 from evonas.spaces import Arch, SearchSpace, require
 from evonas.strategies._base import FitnessValues, Strategy
+from evonas.strategies._zc_warmstart import WarmStartConfig, warm_start_batch
 
 if TYPE_CHECKING:
     from predictors import ArchPredictor
@@ -196,6 +208,14 @@ class GuidedConfig(Checked):
             spread are the prediction and its uncertainty (1: the surrogate alone, whose own
             uncertainty estimate, if any, is used). The copies differ by their seed only,
             so the surrogate should be randomised (bootstrap, row subsampling, initialisation).
+        local_search_after: Results told (successes and failures) after which the strategy
+            turns to local search around the incumbent (see :class:`PredictorGuidedSearch`);
+            ``None`` (default): never.
+        restart_distance: In local search, architectures within this many differing
+            positions of a local optimum already found are not centres again (default 3).
+        warm_start: Choose the first ``num_init`` architectures by a zero-cost proxy over
+            a pool of random ones (``None``, default: uniform samples); the proxy's compute
+            time is charged to the search budget.
     """
 
     num_init: Annotated[int, Range(1, MAX_POPULATION)] = 10
@@ -205,6 +225,9 @@ class GuidedConfig(Checked):
     beta: Annotated[float, Range(0)] = 0.5
     surrogate: ComponentConfig = field(default_factory=_default_surrogate)
     ensemble_size: Annotated[int, Range(1, MAX_ENSEMBLE)] = 1
+    local_search_after: Annotated[int | None, Range(1, MAX_COUNT)] = None
+    restart_distance: Annotated[int, Range(1, MAX_POPULATION)] = 3
+    warm_start: WarmStartConfig | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -222,6 +245,19 @@ class PredictorGuidedSearch(Strategy):
     before), and the ``batch_size`` candidates with the best acquisition scores are
     proposed (the first of equal scores wins). When mutations give fewer than
     ``batch_size`` candidates, unproposed random samples join them.
+
+    With ``warm_start``, the first batch is the ``num_init`` best architectures of a pool
+    of random ones under a zero-cost proxy (Abdelfattah et al., ICLR 2021); the measured
+    seconds of scoring the pool are charged to the budget (:meth:`take_cost`).
+
+    With ``local_search_after``, once that many results have been told the strategy does
+    local search, one proposal at a time (White et al., UAI 2021): the centre is the best
+    architecture told that is not within ``restart_distance`` positions of a local optimum
+    found before; its one-edit neighbours never proposed are proposed best predicted mean
+    first (the surrogate is fitted once per centre), until one beats the centre, which
+    then moves to it. A centre whose every neighbour has been proposed is a local optimum;
+    the search restarts from the best architecture away from all of them, so it does not
+    spend the rest of the budget next to one optimum.
 
     Failed evaluations are never parents nor training targets; they are not proposed
     again. While fewer successes than the surrogate needs exist, batches are uniform
@@ -258,6 +294,13 @@ class PredictorGuidedSearch(Strategy):
         self._model_pairs = 0
         self.fit_seconds = 0.0
         self.num_fits = 0
+        self.zero_cost_seconds = 0.0
+        self._unbilled_seconds = 0.0
+        self._told = 0
+        self.local_optima: list[Arch] = []
+        """Centres of the local-search phase whose every neighbour has been proposed."""
+        self._centre: Arch | None = None
+        self._centre_order: list[Arch] = []  # the centre's neighbours, best predicted last
 
     # ---------------------------------------------------------------------------- ask/tell
     def ask(self) -> Arch | None:
@@ -275,14 +318,28 @@ class PredictorGuidedSearch(Strategy):
     def tell(self, arch: Arch, fitness: FitnessValues | None) -> None:
         self._outstanding = max(0, self._outstanding - 1)
         self._proposed.add(arch)
+        self._told += 1
         if fitness is None or not math.isfinite(float(fitness[0])):
             return
         self.archs.append(arch)
         self.values.append(float(fitness[0]))
 
+    def take_cost(self) -> float:
+        """Seconds of zero-cost scoring not yet charged to the budget (then zero)."""
+        seconds, self._unbilled_seconds = self._unbilled_seconds, 0.0
+        return seconds
+
     def summary(self) -> dict[str, Any]:
-        """Surrogate figures for a search summary: its name, fits and their wall time."""
-        return {"surrogate": self.config.surrogate.name, "surrogate_fits": self.num_fits, "fit_seconds": self.fit_seconds}
+        """Surrogate figures for a search summary: its name, fits and their wall time, and the
+        zero-cost scoring time of a warm start (charged to the budget)."""
+        out: dict[str, Any] = {
+            "surrogate": self.config.surrogate.name, "surrogate_fits": self.num_fits, "fit_seconds": self.fit_seconds
+        }
+        if self.config.warm_start is not None:
+            out["zero_cost_seconds"] = self.zero_cost_seconds
+        if self.config.local_search_after is not None:
+            out["local_optima"] = len(self.local_optima)
+        return out
 
     # ---------------------------------------------------------------------------- batches
     @abc.abstractmethod
@@ -297,9 +354,12 @@ class PredictorGuidedSearch(Strategy):
     def _next_batch(self) -> list[Arch]:
         if not self._started:
             self._started = True
-            return self._unproposed_samples(self.config.num_init, set())
+            return self._first_batch()
         if len(self.archs) < self._template.fewest_fit_archs():
             return self._unproposed_samples(self.config.batch_size, set())
+        after = self.config.local_search_after
+        if after is not None and self._told >= after:
+            return self._local_search_step()
         model = self._fit()
         pool = self.candidates(self.parents())
         if len(pool) < self.config.batch_size:
@@ -313,6 +373,44 @@ class PredictorGuidedSearch(Strategy):
         scores = acquire(self.config.acquisition, mean, std, max(self.values), self.rng, self.config.beta)
         order = np.argsort(-scores, kind="stable")[: self.config.batch_size]
         return [pool[int(i)] for i in order]
+
+    def _first_batch(self) -> list[Arch]:
+        n = self.config.num_init
+        if self.config.warm_start is None:
+            return self._unproposed_samples(n, set())
+        batch, seconds = warm_start_batch(self.config.warm_start, self.space, n, self.rng, self._proposed)
+        self.zero_cost_seconds += seconds
+        self._unbilled_seconds += seconds
+        return batch + self._unproposed_samples(n - len(batch), set(batch))
+
+    # ------------------------------------------------------------------------ local search
+    def _near_optimum(self, arch: Arch) -> bool:
+        limit = self.config.restart_distance
+        return any(sum(a != b for a, b in zip(arch, opt)) < limit for opt in self.local_optima)
+
+    def _local_search_step(self) -> list[Arch]:
+        """One proposal of the local-search phase (see the class docstring)."""
+        order = sorted(range(len(self.values)), key=lambda i: -self.values[i])
+        for i in order:
+            centre = self.archs[i]
+            if self._near_optimum(centre):
+                continue
+            if centre != self._centre:
+                todo = [n for n in dict.fromkeys(self.space.neighbors(centre)) if n not in self._proposed]
+                if not todo:
+                    self.local_optima.append(centre)
+                    continue
+                mean = self._fit().predict(todo)
+                ranked = np.argsort(-np.asarray(mean, dtype=np.float64), kind="stable")
+                self._centre, self._centre_order = centre, [todo[int(j)] for j in ranked[::-1]]
+            while self._centre_order and self._centre_order[-1] in self._proposed:
+                self._centre_order.pop()
+            if self._centre_order:
+                return [self._centre_order.pop()]
+            self.local_optima.append(centre)
+            self._centre = None
+        # Every architecture told is near a local optimum: explore at random.
+        return self._unproposed_samples(1, set())
 
     def _unproposed_samples(self, n: int, exclude: set[Arch]) -> list[Arch]:
         """Up to ``n`` distinct uniform samples never proposed (fewer when a small space is

@@ -63,4 +63,10 @@ class Strategy(abc.ABC):
     def tell(self, arch: Arch, fitness: FitnessValues | None) -> None:
         """Report the fitness of an architecture returned by :meth:`ask` (``None``: failed)."""
 
+    def take_cost(self) -> float:
+        """Seconds of search budget the strategy spent itself since the last call (e.g.
+        computing zero-cost proxies), which the search loop charges after every :meth:`ask`;
+        the amount is then forgotten. Default: nothing."""
+        return 0.0
+
 
