@@ -172,6 +172,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "encoding": ("predictors:ENCODINGS", "fn(archs, space) -> array (n_archs, n_features)"),
     "pruner": ("ensembles:PRUNERS", "fn(probs, labels, rng, **params) -> Selection"),
     "diversity": ("ensembles:DIVERSITY", "fn(probs_a, probs_b, labels) -> float"),
+    "dnas_method": ("evonas.dnas:DNAS_METHODS", "DNASMethod(Config, step); step(model, train_batch, val_batch, ctx, config) -> StepStats"),
+    "dnas_selection": ("evonas.dnas:DNAS_SELECTIONS", "DNASSelection(Config, select); select(model, ctx, config) -> Arch"),
     "run": ("evonas.runs:RUN_KINDS", "RunKind subclass instance (a command with a run directory)"),
 }
 """Every extension point: kind -> (its registry's import path, the calling convention)."""

@@ -34,12 +34,16 @@ RUN_COMMANDS: dict[tuple[str, str | None], tuple[str, str, str]] = {
     ("search", None): ("search", "run or resume an architecture search", "configs/nb201-rea.yaml"),
     ("supernet", "train"): ("supernet", "train a single-path supernet", "configs/supernet-cifar10.yaml"),
     ("ensemble", "build"): ("ensemble", "train candidates, prune them and evaluate the ensembles", "configs/ensemble-digits.yaml"),
+    ("dnas", "train"): (
+        "dnas", "differentiable search on the NAS-Bench-201 cell (DARTS, MiLeNAS, NA-DARTS; DARTS-PT selection)",
+        "configs/dnas-darts-cifar10.yaml",
+    ),
     ("predictors", "evaluate"): (
         "predictors", "rank predictors on a benchmark table (White et al., NeurIPS 2021)", "configs/predictors-nb201.yaml"
     ),
 }
 _GROUPS = {"supernet": "one-shot supernet training and ranking", "ensemble": "sub-architecture ensembles (SAEP)",
-           "predictors": "performance predictors"}
+           "predictors": "performance predictors", "dnas": "differentiable architecture search"}
 
 
 def _add_plugin_option(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ the search methods (``darts1``, ``darts2``, ``milenas``, ``nadarts``), each one 
 function; :data:`DNAS_SELECTIONS` the ways to derive the cell (``magnitude``,
 ``perturbation``); :class:`DNASSearch` runs a :class:`DNASConfig` and returns the cell as
 an nb201 genotype, which the table, the evolution and the trainer all take.
+:class:`DNASRunConfig` and the ``dnas`` run kind (``evonas dnas train``) run one in a run
+directory; :func:`load_cell` reads the cell a finished run derived.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ from evonas.dnas._methods import (
     weight_step,
 )
 from evonas.dnas._mixed import MixedSuperNet
+from evonas.dnas._run import (
+    DNASRunConfig,
+    cell_depth,
+    cell_width,
+    describe_cell,
+    load_cell,
+    parameter_free_share,
+)
 from evonas.dnas._search import DNASSearch
 from evonas.dnas._select import (
     DNAS_SELECTIONS,
@@ -51,6 +61,7 @@ __all__ = [
     "ArchOptimConfig",
     "Batch",
     "DNASConfig",
+    "DNASRunConfig",
     "DNASMethod",
     "DNASSearch",
     "DNASSelection",
@@ -65,14 +76,19 @@ __all__ = [
     "StepStats",
     "UnrolledConfig",
     "batch_loss",
+    "cell_depth",
+    "cell_width",
+    "describe_cell",
     "darts1_step",
     "darts2_step",
     "edit_moves",
     "evaluate_weights",
+    "load_cell",
     "magnitude",
     "milenas_step",
     "move_towards",
     "nadarts_step",
+    "parameter_free_share",
     "perturbation",
     "removal_weights",
     "unrolled_arch_gradient",

@@ -209,6 +209,47 @@ class DNASSearch:
             return self.selection.select(self.model, ctx, self.selection_params)
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Steps of one pass over the weights' half (at least 1)."""
+        return max(1, len(self._train) // self.config.batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed search needs to continue exactly: weights, ``alpha``, both
+        optimisers, every generator (split halves, method, augmentation) and the step
+        count. Tensors, numpy arrays and generators only."""
+        aug = self._train.dataset.generator.get_state() if isinstance(self._train.dataset, ImageTensorDataset) else None
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "weight_optimizer": self.weight_optimizer.state_dict(),
+            "arch_optimizer": self.arch_optimizer.state_dict(),
+            "rng": self.rng,
+            "halves": [(h.rng, h._order.copy(), h._at) for h in (self._train, self._val)],
+            "augmentation": aug,
+            "step_count": self.step_count,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` of a search with the same config and data.
+
+        Raises:
+            ConfigError: The state belongs to another configuration.
+        """
+        try:
+            self.model.load_state_dict(state["model"])
+            self.weight_optimizer.load_state_dict(state["weight_optimizer"])
+            self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+            self.rng = state["rng"]
+            for half, (rng, order, at) in zip((self._train, self._val), state["halves"], strict=True):
+                if sorted(order.tolist()) != sorted(half.positions.tolist()):
+                    raise ValueError("the data split differs")
+                half.rng, half._order, half._at = rng, np.asarray(order), int(at)
+            if state["augmentation"] is not None and isinstance(self._train.dataset, ImageTensorDataset):
+                self._train.dataset.generator.set_state(state["augmentation"])
+            self.step_count = int(state["step_count"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise ConfigError(f"the saved search state does not fit this config ({type(exc).__name__}: {exc})") from None
+
+    @property
     def alpha(self) -> torch.Tensor:
         """A CPU copy of ``alpha``. Shapes: ``(6, 5)``."""
         return self.model.alpha.detach().cpu().clone()

@@ -88,6 +88,7 @@ for _name, _path in (
     ("ensemble", "ensembles._build:ENSEMBLE"),
     ("predictors", "predictors._harness:PREDICTORS_RUN"),
     ("pipeline", "evonas.pipeline._run:PIPELINE"),
+    ("dnas", "evonas.dnas._run:DNAS_RUN"),
 ):
     RUN_KINDS.register(_name, owner=_path.partition(":")[0])(_path)
 
