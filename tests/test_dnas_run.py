@@ -15,6 +15,7 @@ import pytest
 
 from evonas.cli import main
 from evonas.dnas import cell_depth, cell_width, describe_cell, load_cell, parameter_free_share
+from evonas.dnas._run import top_cells
 from evonas.errors import RunDirError
 from evonas.spaces import NB201Space
 
@@ -61,6 +62,8 @@ def test_table_accuracy_of_the_derived_cell(nb201_table) -> None:
     described = describe_cell(arch, nb201_table)
     assert described["cifar10_test_acc"] == pytest.approx(94.3733, abs=1e-3)
     assert described["cifar10-valid_valid_acc"] == pytest.approx(91.6067, abs=1e-3)
+    # the table's best cell by 200-epoch validation accuracy is that one (index 6111)
+    assert top_cells(nb201_table, k=1) == {"k": 1, "depth": 3.0, "width": 3.0, "param_free": pytest.approx(1 / 6)}
 
 
 # --------------------------------------------------------------------------------- runs

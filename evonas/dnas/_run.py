@@ -127,7 +127,7 @@ def top_cells(table: Any, k: int = TOP_CELLS) -> dict[str, Any]:
     """Mean depth, width and parameter-free share of the table's ``k`` best cells by
     200-epoch cifar10-valid validation accuracy (the selection column, never test)."""
     order = np.argsort(-table.column("cifar10-valid_valid_acc"), kind="stable")[:k]
-    archs = [table.arch_at(int(i)) for i in order]
+    archs = [table.space.from_ordinal(int(i)) for i in order]  # columns are in the space's order
     return {
         "k": k,
         "depth": float(np.mean([cell_depth(a) for a in archs])),
@@ -421,7 +421,8 @@ def write_report(run: RunDir) -> str:
               "| --- " * (6 + has_table) + "|"]
     for r in epochs:
         acc = f" {r['cifar10_test_acc']:.2f} |" if has_table else ""
-        lines.append(f"| {r['epoch']:g} | {r['step']} | `{r['cell']}` | {r['param_free']:.2f} | {r['depth']} | {r['width']} |{acc}")
+        cell = r["cell"].replace("|", "\\|")  # a cell string's bars would split the Markdown row
+        lines.append(f"| {r['epoch']:g} | {r['step']} | `{cell}` | {r['param_free']:.2f} | {r['depth']} | {r['width']} |{acc}")
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in pictures] + [""]
     text = "\n".join(lines)
     run.write_text("report.md", text)
