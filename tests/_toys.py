@@ -107,3 +107,22 @@ class CoreOnlySpace(SpaceBase):
 
     def canonical_key(self, arch):
         return arch
+
+
+def drive(strategy, n, value, fail=frozenset()):
+    """Ask/tell ``n`` proposals of a batch strategy, telling each batch once it is complete
+    (as the search loop does); archs in ``fail`` are told as failed evaluations."""
+    asked, batch = [], []
+    while len(asked) < n:
+        arch = strategy.ask()
+        if arch is None:
+            assert batch, "the strategy waits although nothing is outstanding"
+            for a in batch:
+                strategy.tell(a, None if a in fail else (value(a),))
+            batch = []
+            continue
+        asked.append(arch)
+        batch.append(arch)
+    for a in batch:
+        strategy.tell(a, None if a in fail else (value(a),))
+    return asked

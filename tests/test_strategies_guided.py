@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import _toys
 import numpy as np
 import pytest
 import yaml
@@ -43,20 +44,8 @@ def score(arch) -> float:
     return float(sum(arch))
 
 
-def drive(strategy, n, value=score):
-    """Ask/tell ``n`` proposals, telling each batch once it is complete (as the loop does)."""
-    asked, batch = [], []
-    while len(asked) < n:
-        arch = strategy.ask()
-        if arch is None:
-            assert batch, "the strategy waits although nothing is outstanding"
-            for a in batch:
-                strategy.tell(a, (value(a),))
-            batch = []
-            continue
-        asked.append(arch)
-        batch.append(arch)
-    return asked
+def drive(strategy, n, value=score, fail=frozenset()):
+    return _toys.drive(strategy, n, value, fail)
 
 
 def told(value):

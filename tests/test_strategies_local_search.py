@@ -4,6 +4,7 @@ charge, and bad inputs."""
 
 from __future__ import annotations
 
+import _toys
 import numpy as np
 import pytest
 
@@ -40,21 +41,7 @@ def make(name: str, seed: int = 0, **params):
 
 
 def drive(strategy, n, value=peaked, fail=frozenset()):
-    """Ask/tell ``n`` proposals, telling each batch once complete; ``fail``: archs told as failed."""
-    asked, batch = [], []
-    while len(asked) < n:
-        arch = strategy.ask()
-        if arch is None:
-            assert batch, "the strategy waits although nothing is outstanding"
-            for a in batch:
-                strategy.tell(a, None if a in fail else (value(a),))
-            batch = []
-            continue
-        asked.append(arch)
-        batch.append(arch)
-    for a in batch:
-        strategy.tell(a, None if a in fail else (value(a),))
-    return asked
+    return _toys.drive(strategy, n, value, fail)
 
 
 def hamming(a, b) -> int:
