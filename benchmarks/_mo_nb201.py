@@ -109,9 +109,11 @@ def run_method(table_path: str, strategy: str, params: dict[str, Any], seeds: It
         search = Search(parts.space, parts.strategy, parts.fitness, parts.evaluator, parts.executor, config.budget, seed)
         history = search.run_search()
         kept = within_budget(history, parts.evaluator.table.cost, budget)
-        values = signed_values(SELECT, [r.metrics for r in kept if not r.failed])
-        front = [r for r, keep in zip((r for r in kept if not r.failed), pareto_mask(values), strict=True) if keep]
-        out["select"].append(true_select.ratio(values[pareto_mask(values)]))
+        scored = [r for r in kept if not r.failed]
+        values = signed_values(SELECT, [r.metrics for r in scored])
+        on_front = pareto_mask(values)
+        front = [r for r, keep in zip(scored, on_front, strict=True) if keep]
+        out["select"].append(true_select.ratio(values[on_front]))
         out["reported"].append(true_reported.ratio(signed_values(REPORTED, [r.metrics for r in front])))
         out["front"].append(len(front))
         out["evaluations"].append(len(kept))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,11 +42,13 @@ from evonas._json import JsonFloat, jsonable
 from evonas.config import MAX_COUNT, ComponentConfig, IsPath, Range, from_dict
 from evonas.data import DatasetConfig, DataSplits, cached_splits
 from evonas.dnas._config import DNASConfig
+from evonas.dnas._methods import StepStats
 from evonas.dnas._search import DNASSearch
-from evonas.errors import RunDirError
-from evonas.runs import RESULT, RunDir, RunKind, declare_records, read_summary
+from evonas.errors import ConfigError, RunDirError
+from evonas.runs import RESULT, RunDir, RunKind, declare_records, read_summary, step_history
 from evonas.spaces import Arch, NB201Space, SearchSpace
 from evonas.spaces._nb201 import EDGES, OPS
+from evonas.training import weights_finite
 
 ALPHA_PLOT = "alpha.png"
 TRUTH_PLOT = "ground_truth.png"
@@ -80,11 +82,6 @@ class DNASRunConfig(DNASConfig):
     table: Annotated[str | None, IsPath()] = None
     run_dir: Annotated[str | None, IsPath()] = None
     progress: bool = True
-
-    def search_config(self) -> DNASConfig:
-        """The :class:`~evonas.dnas.DNASConfig` part."""
-        names = {f.name for f in fields(DNASConfig)}
-        return DNASConfig(**{k: getattr(self, k) for k in names})
 
 
 # ---------------------------------------------------------------------------- measures
@@ -159,7 +156,7 @@ class DNASRun(RunKind):
         from evonas.supernet._run import _ground_truth
 
         splits = cached_splits(config.dataset)
-        search = DNASSearch(config.search_config(), splits)
+        search = DNASSearch(config, splits)
         space: SearchSpace = ComponentConfig("nb201").build("space")
         table = _ground_truth(space, splits, config.table, given=config.table is not None)
         return Prepared(search, splits, table)
@@ -167,15 +164,13 @@ class DNASRun(RunKind):
     def execute(self, run: RunDir, config: DNASRunConfig, prepared: Prepared, resume: bool,
                 progress: bool) -> dict[str, Any]:
         search, table = prepared.search, prepared.table
-        seconds = 0.0
         if resume:
             run.read_log(repair=True)  # a line torn by a kill is cut before new records follow
             payload = run.load_checkpoint(remedy="delete it to search again from step 0")
             if payload is not None:
                 try:
-                    search.load_state_dict(payload["search"])
-                    seconds = float(payload["seconds"])
-                except (KeyError, TypeError, ValueError) as exc:
+                    search.load_state_dict(payload)
+                except ConfigError as exc:
                     raise RunDirError(
                         f"the checkpoint of {str(run.path)!r} does not fit this run ({exc}); delete it to search "
                         "again from step 0"
@@ -184,52 +179,37 @@ class DNASRun(RunKind):
         every = config.record_every or search.steps_per_epoch
         if search.step_count == 0:
             self._record(run, search, table, 0, every)
-        bar: Any = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=config.steps, initial=search.step_count, desc=f"dnas {config.method.name}", unit="step")
         losses: list[tuple[float, float]] = []
         diverged = False
-        try:
-            with search._threads(), torch.random.fork_rng():
-                torch.manual_seed(config.seed + search.step_count)
-                while search.step_count < config.steps:
-                    start = time.perf_counter()
-                    stats = search.step()
-                    seconds += time.perf_counter() - start
-                    losses.append((stats.train_loss, stats.val_loss))
-                    step = search.step_count
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(val_loss=f"{stats.val_loss:.3f}")
-                    if not (math.isfinite(stats.train_loss) and math.isfinite(stats.val_loss)):
-                        if not all(bool(torch.isfinite(p).all()) for p in search.model.parameters()):
-                            run.append({"type": "diverged", "step": step})
-                            diverged = True
-                            break
-                    if step % config.log_every == 0 or step == config.steps:
-                        tl, vl = np.mean(losses, axis=0) if losses else (math.nan, math.nan)
-                        run.append(jsonable({"type": "step", "step": step, "train_loss": float(tl),
-                                             "val_loss": float(vl), "lr": search.weight_optimizer.param_groups[0]["lr"],
-                                             "seconds": round(seconds, 3)}))
-                        losses = []
-                    recorded = step % every == 0 or step == config.steps
-                    if recorded:
-                        self._record(run, search, table, step, every)
-                    if recorded or step % config.checkpoint_every == 0:
-                        run.save_checkpoint({"search": search.state_dict(), "seconds": seconds})
-        finally:
-            if bar is not None:
-                bar.close()
+
+        def after_step(stats: StepStats) -> bool:
+            nonlocal losses, diverged
+            step = search.step_count
+            losses.append((stats.train_loss, stats.val_loss))
+            if not (math.isfinite(stats.train_loss) and math.isfinite(stats.val_loss)) and not weights_finite(search.model):
+                run.append({"type": "diverged", "step": step})
+                diverged = True
+                return True
+            if step % config.log_every == 0 or step == config.steps:
+                tl, vl = np.mean(losses, axis=0)
+                run.append(jsonable({"type": "step", "step": step, "train_loss": float(tl), "val_loss": float(vl),
+                                     "lr": search.weight_optimizer.param_groups[0]["lr"],
+                                     "seconds": round(search.seconds, 3)}))
+                losses = []
+            recorded = step % every == 0 or step == config.steps
+            if recorded:
+                self._record(run, search, table, step, every)
+            if recorded or step % config.checkpoint_every == 0:
+                run.save_checkpoint(search.state_dict())
+            return False
+
+        search.run(progress, after_step)
         if diverged:
             return {"diverged": True, "steps": search.step_count, "method": config.method.name,
-                    "selection": config.selection.name, "search_seconds": seconds}
+                    "selection": config.selection.name, "search_seconds": search.seconds}
         magnitude_arch = search.model.genotype()  # before a selection discretises the supernet
         start = time.perf_counter()
-        with torch.random.fork_rng():
-            torch.manual_seed(config.seed + 1_000_003)
-            arch = search.select()
+        arch = search.select()
         select_seconds = time.perf_counter() - start
         cell = describe_cell(arch, table)
         run.append(jsonable({"type": "selection", "selection": config.selection.name, "seconds": select_seconds,
@@ -240,7 +220,7 @@ class DNASRun(RunKind):
             "selection": config.selection.name,
             "steps": search.step_count,
             "epochs": round(search.step_count / search.steps_per_epoch, 2),
-            "search_seconds": seconds,
+            "search_seconds": search.seconds,
             "select_seconds": select_seconds,
             "magnitude_cell": describe_cell(magnitude_arch, table),
             **cell,
@@ -285,12 +265,7 @@ declare_records(
 
 def read_records(run: RunDir) -> list[dict[str, Any]]:
     """The log records that describe the run's actual history (see the module docstring)."""
-    out: list[dict[str, Any]] = []
-    for rec in run.read_log():
-        if rec.get("type") == "resume":
-            out = [r for r in out if r.get("step", 0) <= rec["from_step"] or r.get("type") == "resume"]
-        out.append(rec)
-    return out
+    return step_history(run.read_log())
 
 
 def load_cell(run_dir: str | Path) -> Arch:

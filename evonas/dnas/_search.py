@@ -14,7 +14,8 @@ end with identical ``alpha`` and weights.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+import time
+from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -93,6 +94,7 @@ class DNASSearch:
         weight_optimizer: SGD over ``model.weight_parameters()``.
         arch_optimizer: Adam over ``model.arch_parameters()``.
         step_count: Steps taken.
+        seconds: Wall seconds spent in steps (selection excluded), over every resume.
     """
 
     def __init__(self, config: DNASConfig, splits: DataSplits) -> None:
@@ -136,6 +138,7 @@ class DNASSearch:
         self.weight_optimizer = config.optim.sgd(self.model.weight_parameters())
         self.arch_optimizer = config.arch_optim.adam(self.model.arch_parameters())
         self.step_count = 0
+        self.seconds = 0.0
 
     # ------------------------------------------------------------------------- steps
     def context(self, weight_optimizer: torch.optim.Optimizer | None = None) -> StepContext:
@@ -155,7 +158,9 @@ class DNASSearch:
         lr = lr_at(self.step_count, self.config.steps, optim.lr, optim.min_lr, 0)
         for group in self.weight_optimizer.param_groups:
             group["lr"] = lr
+        start = time.perf_counter()
         stats = self._step(self.context())
+        self.seconds += time.perf_counter() - start
         self.step_count += 1
         return stats
 
@@ -163,22 +168,33 @@ class DNASSearch:
         b = self.config.batch_size
         return self.method.step(self.model, self._train.next(b), self._val.next(b), ctx, self.method_params)
 
-    def run(self, progress: bool = False) -> list[StepStats]:
-        """Take the remaining steps of ``config.steps``; returns their losses."""
+    def run(self, progress: bool = False, on_step: Callable[[StepStats], bool | None] | None = None) -> list[StepStats]:
+        """Take the remaining steps of ``config.steps``; returns their losses.
+
+        Args:
+            progress: Show a progress bar.
+            on_step: Called after every step with its losses (``step_count`` is already
+                advanced); returning True stops the search there.
+        """
         out: list[StepStats] = []
         bar: Any = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.config.steps, initial=self.step_count, desc=f"dnas {self.config.method.name}")
-        with self._threads():
-            while self.step_count < self.config.steps:
-                out.append(self.step())
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(val_loss=f"{out[-1].val_loss:.3f}")
-        if bar is not None:
-            bar.close()
+            bar = tqdm(total=self.config.steps, initial=self.step_count, desc=f"dnas {self.config.method.name}",
+                       unit="step")
+        try:
+            with self._threads():
+                while self.step_count < self.config.steps:
+                    out.append(self.step())
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(val_loss=f"{out[-1].val_loss:.3f}")
+                    if on_step is not None and on_step(out[-1]):
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
         return out
 
     # --------------------------------------------------------------------- selection
@@ -215,8 +231,8 @@ class DNASSearch:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed search needs to continue exactly: weights, ``alpha``, both
-        optimisers, every generator (split halves, method, augmentation) and the step
-        count. Tensors, numpy arrays and generators only."""
+        optimisers, every generator (split halves, method, augmentation), the step
+        count and the seconds spent. Tensors, numpy arrays and generators only."""
         aug = self._train.dataset.generator.get_state() if isinstance(self._train.dataset, ImageTensorDataset) else None
         return {
             "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
@@ -226,6 +242,7 @@ class DNASSearch:
             "halves": [(h.rng, h._order.copy(), h._at) for h in (self._train, self._val)],
             "augmentation": aug,
             "step_count": self.step_count,
+            "seconds": self.seconds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -246,6 +263,7 @@ class DNASSearch:
             if state["augmentation"] is not None and isinstance(self._train.dataset, ImageTensorDataset):
                 self._train.dataset.generator.set_state(state["augmentation"])
             self.step_count = int(state["step_count"])
+            self.seconds = float(state["seconds"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ConfigError(f"the saved search state does not fit this config ({type(exc).__name__}: {exc})") from None
 

@@ -16,7 +16,7 @@ from evonas.runs._lifecycle import (
     run_stage,
     start_run,
 )
-from evonas.runs._records import declare_records
+from evonas.runs._records import declare_records, step_history
 from evonas.runs._rundir import (
     CHECKPOINT,
     CONFIG,
@@ -55,5 +55,6 @@ __all__ = [
     "run_stage",
     "sign",
     "start_run",
+    "step_history",
     "verified_payload",
 ]

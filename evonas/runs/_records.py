@@ -144,3 +144,18 @@ def _compile(tp: Any) -> _Node:
     if origin is dict:
         return ("dict", type_name(tp), _compile(args[1]))
     raise TypeError(f"unsupported log record field type {tp!r}")
+
+
+def step_history(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of a step-counting run's actual history.
+
+    Each ``resume`` record (``from_step``: the step of the checkpoint it resumed from)
+    supersedes the records before it of later steps: they describe work the kill lost,
+    which the records after it describe again. Records without a ``step`` count as step 0.
+    """
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        if rec.get("type") == "resume":
+            out = [r for r in out if r.get("step", 0) <= rec["from_step"] or r.get("type") == "resume"]
+        out.append(rec)
+    return out

@@ -51,6 +51,7 @@ from evonas.runs import (
     read_summary,
     resume_run,
     start_run,
+    step_history,
 )
 from evonas.spaces import EnumerableSpace, SearchSpace, require
 from evonas.supernet._config import SupernetRunConfig
@@ -160,12 +161,7 @@ declare_records(
 
 def read_records(run: RunDir) -> list[dict[str, Any]]:
     """The log records that describe the run's actual history (see the module docstring)."""
-    out: list[dict[str, Any]] = []
-    for rec in run.read_log():
-        if rec.get("type") == "resume":
-            out = [r for r in out if r.get("step", 0) <= rec["from_step"] or r.get("type") == "resume"]
-        out.append(rec)
-    return out
+    return step_history(run.read_log())
 
 
 # ----------------------------------------------------------------------------- loading

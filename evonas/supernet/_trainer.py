@@ -45,7 +45,7 @@ from evonas.supernet._proxy import (
 )
 from evonas.supernet._samplers import Sampler, make_sampler, op_balance
 from evonas.supernet._supernets import build_supernet, check_supernet
-from evonas.training import amp_dtype, seeded_model
+from evonas.training import amp_dtype, seeded_model, weights_finite
 
 WEIGHTS = "supernet.pt"
 PREDICTOR = "predictor.pkl"
@@ -309,7 +309,7 @@ class SupernetTrainer:
         """
         if not state.recent_loss or math.isfinite(state.recent_loss[-1]):
             return False
-        if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+        if weights_finite(self.model):
             return False  # e.g. an AMP step the gradient scaler skipped
         if self.run is not None:
             self.run.append({"type": "diverged", "step": state.step})

@@ -20,6 +20,7 @@ from evonas.training._trainer import (
     evaluate_batches,
     evaluate_model,
     seeded_model,
+    weights_finite,
     train_model,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "resolve_amp",
     "resolve_channels_last",
     "seeded_model",
+    "weights_finite",
     "select_device",
     "train_model",
 ]

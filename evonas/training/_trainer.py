@@ -135,6 +135,11 @@ def seeded_model(factory: Callable[[], M], seed: int) -> M:
         return factory()
 
 
+def weights_finite(model: nn.Module) -> bool:
+    """Whether every parameter of ``model`` is finite (a diverged network's are not)."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
 def evaluate_model(
     model: nn.Module,
     loader: DataLoader,
